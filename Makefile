@@ -1,0 +1,66 @@
+# Pulse developer tasks.  `make test` is what CI runs (via .ci/run).
+#
+#   make venv    create .venv and install Pulse editable with [dev,embedded]; idempotent, and
+#                reinstalls only when pyproject.toml changed; installs redis-server if missing (root only)
+#   make test    the test suite (starts its own broker and Redis on free ports)
+#   make demo    pulse demo  (embedded broker + Redis unless PULSE_KAFKA_BOOTSTRAP / PULSE_REDIS_URL are set)
+#   make bench   pulse bench
+#   make lint    ruff + mypy
+#
+# Extra arguments: make test PYTEST_ARGS='-k redis -x'   make demo ARGS='--help'
+
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pulse-install.stamp
+PYTEST_ARGS ?=
+ARGS ?=
+
+.DEFAULT_GOAL := test
+.PHONY: venv redis-server chromium test demo bench lint
+
+venv: $(STAMP) redis-server chromium
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml is newer than the stamp; the stamp is touched only on success.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,embedded]'
+	touch $@
+
+# The embedded Redis runs the system's redis-server; install it only if it is missing and we are root.
+redis-server:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q redis-server </dev/null || \
+	      { apt-get update -q </dev/null && apt-get install -y -q redis-server </dev/null; }; \
+	  else \
+	    echo "warning: redis-server is not on PATH; install it: sudo apt-get install -y redis-server" >&2; \
+	  fi; \
+	fi
+
+# tests/test_browser.py drives Debian's chromium headless (Playwright's browser download needs the internet).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium </dev/null || \
+	      { apt-get update -q </dev/null && apt-get install -y -q chromium </dev/null; }; \
+	  else echo "warning: /usr/bin/chromium is missing; tests/test_browser.py will skip: sudo apt-get install -y chromium" >&2; fi; \
+	fi
+
+test: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/pulse demo $(ARGS)
+
+bench: venv
+	$(BIN)/pulse bench $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy streams schemas online_models infra

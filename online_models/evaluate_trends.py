@@ -1,0 +1,785 @@
+"""Measure the hot-topics and member-insights operators on labelled synthetic streams.
+
+Real community data is private, so the streams are built here, directly as typed
+:class:`~schemas.events.Post` / ``Reaction`` / ``Rsvp`` objects, with known ground truth:
+
+* **topics** (:func:`topic_stream`): per community a language (English, Chinese or mixed), ~30
+  background topics with Zipf-like rates, a long tail of filler words, a daily rhythm (night
+  at 0.3x, afternoon peak at 1.7x), and — unless ``surges=False`` — topics that suddenly take
+  off (5-12x their rate, at least 10 mentions an hour; brand-new terms or quiet ones) for 2-8
+  hours, then fade with a 1-2 h half-life;
+* **members** (:func:`member_stream`): regulars, occasional members, one-time visitors,
+  members whose activity decays before they leave (they also turn negative and skip meetups),
+  and newcomers who grow into regulars; posts get replies and reactions from others.
+
+:func:`evaluate_trends` and :func:`evaluate_members` run the operators over a stream in small
+event-time batches, exactly as the engine calls them, replay their Redis commands into a tiny
+in-memory Redis (:class:`MiniRedis`) and score what was *published* against the truth.
+
+``python -m online_models.evaluate_trends [trends|members|all]`` prints the report.
+
+>>> events, surges = topic_stream(days=4, communities=1, seed=3, surges_per_week=7)
+>>> len(events) > 1000, len(surges) > 0, all(s.peak_rate >= 10 for s in surges)
+(True, True, True)
+>>> redis = MiniRedis(); redis.apply([["ZADD", "z", "2.0", "a", "1.0", "b"], ["ZREMRANGEBYRANK", "z", 0, -2]])
+>>> redis.top("z", 5)
+['a']
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from online_models import trends as trend_model
+from schemas.events import Event, Post, Reaction, Rsvp
+from streams.operators.base import Output
+from streams.operators.trends import TrendingTopics
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
+
+
+# --- a tiny Redis for replaying commands ----------------------------------------------------------
+class MiniRedis:
+    """Just the commands the operators write (HSET, ZADD, ZREMRANGEBYRANK, DEL, SET, EXPIRE)."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, Any]] = defaultdict(dict)
+        self.zsets: dict[str, dict[str, float]] = defaultdict(dict)
+        self.strings: dict[str, str] = {}
+
+    def apply(self, commands: Iterable[list[Any]]) -> None:
+        for cmd in commands:
+            op, key, args = cmd[0], cmd[1], cmd[2:]
+            if op == "HSET":
+                self.hashes[key].update(zip(args[::2], args[1::2], strict=True))
+            elif op == "ZADD":
+                self.zsets[key].update((m, float(s)) for s, m in zip(args[::2], args[1::2], strict=True))
+            elif op == "ZREMRANGEBYRANK":
+                ranked = self._ranked(key)  # ascending, like Redis ranks
+                start, stop = int(args[0]), int(args[1])
+                n = len(ranked)
+                start, stop = (start + n if start < 0 else start), (stop + n if stop < 0 else stop)
+                for member in ranked[max(start, 0) : stop + 1]:
+                    del self.zsets[key][member]
+            elif op == "DEL":
+                for k in cmd[1:]:
+                    self.hashes.pop(k, None)
+                    self.zsets.pop(k, None)
+                    self.strings.pop(k, None)
+            elif op == "SET":
+                self.strings[key] = args[0]
+            elif op != "EXPIRE":
+                raise ValueError(f"MiniRedis does not know {op}")
+
+    def _ranked(self, key: str) -> list[str]:
+        z = self.zsets.get(key, {})
+        return sorted(z, key=lambda m: (z[m], m))
+
+    def top(self, key: str, k: int) -> list[str]:
+        """ZREVRANGE key 0 k-1."""
+        return self._ranked(key)[::-1][:k]
+
+
+def time_batches(events: Sequence[Event], batch_ms: int, max_events: int = 5000) -> Iterator[list[Event]]:
+    """Consecutive events of the same ``batch_ms`` slice of event time (at most ``max_events``):
+    a live worker's batches span milliseconds of wall time, so a minute of event time is coarse."""
+    batch: list[Event] = []
+    current = None
+    for ev in events:
+        slot = ev.ts // batch_ms
+        if batch and (slot != current or len(batch) >= max_events):
+            yield batch
+            batch = []
+        current = slot
+        batch.append(ev)
+    if batch:
+        yield batch
+
+
+def run_operator(
+    op: Any, events: Sequence[Event], batch_ms: int = 60_000
+) -> Iterator[tuple[list[Event], Output]]:
+    """Apply ``op`` batch by batch as the engine would (states created on first sight)."""
+    states: dict[str, Any] = {}
+    run_operator.states = states  # type: ignore[attr-defined]
+    for batch in time_batches(events, batch_ms):
+        for ev in batch:
+            if ev.community not in states:
+                states[ev.community] = op.new_state(ev.community)
+        yield batch, op.apply_batch(states, batch)
+
+
+# --- topics ---------------------------------------------------------------------------------------
+EN_TOPICS = (
+    "hiring", "fundraising", "react", "k8s", "rust", "pricing", "seo", "design", "llm", "sqlite",
+    "b2b", "marketing", "cofounder", "equity", "pitch", "angel", "saas", "growth", "churn", "onboarding",
+    "analytics", "ux", "mobile", "payment", "compliance", "gdpr", "remote", "visa", "contractor", "legal",
+)  # fmt: skip
+ZH_TOPICS = (
+    "招聘", "融资", "投资人", "创业", "产品", "运营", "市场", "技术", "用户", "数据", "电商", "营销",
+    "合伙人", "股权", "路演", "天使轮", "种子轮", "小程序", "开源", "设计", "品牌", "渠道", "供应链",
+    "出海", "直播", "短视频", "私域", "客户", "财务", "法律",
+)  # fmt: skip
+EN_SURGE = ("deepseek", "mcp", "vibecoding", "tariff", "agent", "sora", "devin", "grok", "cursor", "o3")
+ZH_SURGE = (
+    "智能体",
+    "具身智能",
+    "多模态",
+    "算力",
+    "大模型",
+    "低代码",
+    "独立站",
+    "降本增效",
+    "机器人",
+    "副业",
+)
+_SYLLABLES = ("ba", "ko", "ri", "ne", "tu", "ma", "lo", "vi", "sa", "de", "pe", "zo", "ki", "ra", "mu", "fe")
+
+
+def _filler_words(lang: str, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    if lang == "zh":
+        trend_model._jieba_cut()
+        import jieba
+
+        pool = sorted(w for w, f in jieba.dt.FREQ.items() if f > 2000 and 2 <= len(w) <= 3)
+        return rng.sample(pool, n)
+    words: set[str] = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+@dataclass
+class Surge:
+    """A topic that takes off at ``start`` (ms) to ``peak_rate`` mentions/h for ``hours``, then fades."""
+
+    community: str
+    topic: str
+    start: int
+    hours: float
+    peak_rate: float
+    base_rate: float  # its rate before (0: a brand-new term)
+    half_life_h: float
+    lang: str
+
+    def rate(self, ts: int) -> float:
+        if ts < self.start:
+            return 0.0
+        h = (ts - self.start) / HOUR_MS
+        if h <= self.hours:
+            return self.peak_rate - self.base_rate
+        return (self.peak_rate - self.base_rate) * 0.5 ** ((h - self.hours) / self.half_life_h)
+
+    @property
+    def end(self) -> int:
+        """When the extra rate has faded below 10 %."""
+        return self.start + int((self.hours + 3.4 * self.half_life_h) * HOUR_MS)
+
+
+def _daily(ts: int, tz: int) -> float:
+    """Daily rhythm: 0.3x at night, 1.7x mid-afternoon (local time), mean ~1."""
+    h = (ts / HOUR_MS + tz) % 24
+    return 1.0 + 0.7 * math.cos((h - 15) / 24 * 2 * math.pi)
+
+
+def _text(lang: str, rng: random.Random, topics: list[str], fillers: list[str]) -> str:
+    words = [rng.choice(fillers) for _ in range(rng.randint(2, 4))]
+    if lang == "en":
+        parts = words[:1] + topics[:1] + words[1:2] + topics[1:] + words[2:]
+        text = " ".join(parts)
+        if rng.random() < 0.1:
+            text += " https://example.com/" + rng.choice(fillers)
+        if rng.random() < 0.1:
+            text += " 🚀"
+        return text
+    glue = "，" if rng.random() < 0.5 else ""
+    text = words[0] + topics[0] + glue + "".join(words[1:]) + "".join(topics[1:]) + "。"
+    if lang == "mixed":
+        text += " " + rng.choice(EN_TOPICS)
+    return text
+
+
+def topic_stream(
+    days: int = 14,
+    communities: int = 8,
+    seed: int = 7,
+    surges: bool = True,
+    surges_per_week: float = 3.0,
+    posts_per_hour: float = 40.0,
+) -> tuple[list[Event], list[Surge]]:
+    """Posts (and a few reactions) of ``communities`` communities, with the surges planted."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    planted: list[Surge] = []
+    end_ms = START_MS + days * DAY_MS
+    for ci in range(communities):
+        lang = ("en", "zh", "mixed")[ci % 3]
+        c = f"{lang}{ci}"
+        tz = rng.choice((-5, 0, 1, 8))
+        rate = posts_per_hour * rng.uniform(0.5, 1.5)
+        base = list(EN_TOPICS if lang == "en" else ZH_TOPICS)
+        rng.shuffle(base)
+        weights = [1.0 / (i + 1) ** 0.9 for i in range(len(base))]
+        fillers = _filler_words("zh" if lang != "en" else "en", 1500, seed * 100 + ci)
+        members = [f"{c}-m{i}" for i in range(300)]
+        pool = list(EN_SURGE if lang == "en" else ZH_SURGE)
+        rng.shuffle(pool)
+        community_surges: list[Surge] = []
+        if surges:
+            n = max(1, round(surges_per_week * days / 7))
+            starts = sorted(rng.uniform(START_MS + 2.5 * DAY_MS, end_ms - 12 * HOUR_MS) for _ in range(n))
+            last_end = 0
+            for start in starts:
+                if start < last_end or not pool:
+                    continue
+                quiet = rng.random() < 0.4 and len(base) > 20
+                topic = base.pop() if quiet else pool.pop()  # a quiet background topic or a new term
+                base_rate = 0.0
+                if quiet:
+                    weights.pop()
+                    base_rate = rng.uniform(0.3, 1.5)
+                peak = max(5 * max(base_rate, 0.01), 10.0) * rng.uniform(1.0, 2.0)
+                s = Surge(c, topic, int(start), rng.uniform(2, 8), peak, base_rate, rng.uniform(1, 2), lang)
+                community_surges.append(s)
+                last_end = s.end + 6 * HOUR_MS
+        planted += community_surges
+        total_w = sum(weights)
+        cum = []
+        acc = 0.0
+        for w in weights:
+            acc += w / total_w
+            cum.append(acc)
+        minute = 60_000
+        n_posts = 0
+        for t in range(START_MS, end_ms, minute):
+            lam = rate * _daily(t, tz) / 60
+            for _ in range(_poisson(rng, lam)):
+                ts = t + rng.randrange(minute)
+                k = 1 if rng.random() < 0.6 else 2
+                topics = [base[min(_pick(cum, rng.random()), len(base) - 1)] for _ in range(k)]
+                events.append(_post(c, ts, n_posts, lang, rng, topics, fillers, members))
+                n_posts += 1
+            for s in community_surges:  # the surging topic's own mentions (and its old base rate)
+                extra = (s.rate(t) + s.base_rate) / 60 if s.base_rate else s.rate(t) / 60
+                for _ in range(_poisson(rng, extra)):
+                    ts = t + rng.randrange(minute)
+                    topics = [s.topic]
+                    if rng.random() < 0.5:
+                        topics.append(base[_pick(cum, rng.random()) % len(base)])
+                    events.append(_post(c, ts, n_posts, lang, rng, topics, fillers, members[:60]))
+                    n_posts += 1
+    events.sort(key=lambda e: (e.ts, e.id))
+    return events, planted
+
+
+def _pick(cum: list[float], u: float) -> int:
+    lo, hi = 0, len(cum) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cum[mid] < u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _post(
+    c: str,
+    ts: int,
+    n: int,
+    lang: str,
+    rng: random.Random,
+    topics: list[str],
+    fillers: list[str],
+    members: list[str],
+) -> Post:
+    tags = (topics[0],) if rng.random() < 0.3 and lang == "en" else ()
+    return Post(
+        f"{c}-e{n}",
+        c,
+        rng.choice(members),
+        ts,
+        f"{c}-p{n}",
+        _text(lang, rng, topics, fillers),
+        "post",
+        tags,
+        None,
+    )
+
+
+def evaluate_trends(
+    days: int = 14, communities: int = 9, seed: int = 7, batch_ms: int = 60_000, top_k: int = 3
+) -> dict[str, Any]:
+    """Time to top-``top_k`` per planted surge, alerts (true / false per community-week), forecast
+    MAE against the baselines, cost per event and snapshot size — with and without surges."""
+    report: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    events, surges = topic_stream(days, communities, seed)
+    steady, _ = topic_stream(days, communities, seed + 1, surges=False)
+    report["generate_s"] = round(time.perf_counter() - t0, 1)
+    report["surging"] = _run_trends(events, surges, batch_ms, top_k)
+    report["steady"] = _run_trends(steady, [], batch_ms, top_k)
+    report["busy"] = busy_cost()
+    report["terms"] = term_cost()
+    return report
+
+
+def busy_cost(
+    days: int = 2, communities: int = 2, posts_per_hour: float = 500.0, batch: int = 500
+) -> dict[str, Any]:
+    """µs per event when communities are busy (fixed per-bucket costs amortised), in the
+    engine's event-count batches, with the runner's snapshot (pickle) of every touched state."""
+    trend_model._jieba_cut()
+    events, _ = topic_stream(days, communities, seed=3, surges=False, posts_per_hour=posts_per_hour)
+    op = TrendingTopics()
+    states: dict[str, Any] = {}
+    trend_model.cache_clear()
+    spent = pickled = 0.0
+    for at in range(0, len(events), batch):
+        chunk = events[at : at + batch]
+        for ev in chunk:
+            if ev.community not in states:
+                states[ev.community] = op.new_state(ev.community)
+        t = time.perf_counter()
+        op.apply_batch(states, chunk)
+        spent += time.perf_counter() - t
+        t = time.perf_counter()
+        for community in {ev.community for ev in chunk}:
+            pickle.dumps(states[community], protocol=5)
+        pickled += time.perf_counter() - t
+    return {
+        "events": len(events),
+        "posts_per_hour_per_community": posts_per_hour,
+        "us_per_event": round(spent / len(events) * 1e6, 1),
+        "snapshot_us_per_event": round(pickled / len(events) * 1e6, 1),
+        "snapshot_bytes_max": max(len(pickle.dumps(st, protocol=5)) for st in states.values()),
+    }
+
+
+def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: int) -> dict[str, Any]:
+    op = TrendingTopics()
+    redis = MiniRedis()
+    by_community: dict[str, list[Surge]] = defaultdict(list)
+    for s in surges:
+        by_community[s.community].append(s)
+    hit_at: dict[int, int] = {}
+    sampled_hour: dict[str, int] = {}
+    slots = spurious = 0
+    alerted_at: dict[int, int] = {}
+    false_alerts: list[dict[str, Any]] = []
+    spent = 0.0
+    warm = START_MS + op.warmup_buckets * op.bucket_ms
+    trend_model.cache_clear()
+    for batch, out in _timed(run_operator(op, events, batch_ms)):
+        spent += out[1]
+        batch_out = out[0]
+        redis.apply(batch_out.commands)
+        ts = batch[-1].ts
+        for msg in batch_out.messages:
+            v = msg.value
+            match = [
+                i for i, s in enumerate(surges)
+                if s.community == v["community"] and s.topic == v["topic"] and s.start <= v["ts"] <= s.end
+            ]  # fmt: skip
+            if match:
+                alerted_at.setdefault(match[0], v["ts"])
+            elif v["ts"] >= warm:
+                false_alerts.append(v)
+        hour = ts // HOUR_MS
+        for community in sorted({ev.community for ev in batch}):
+            if ts >= warm and sampled_hour.get(community, 0) < hour:  # ranking noise, hourly
+                sampled_hour[community] = hour
+                st = run_operator.states[community]  # type: ignore[attr-defined]
+                usual = sorted(st.topics, key=lambda n: -st.topics[n].level)[:10]
+                surging = {s.topic for s in by_community.get(community, ()) if s.start <= ts <= s.end}
+                for topic in redis.top(f"pulse:trends:{community}", top_k):
+                    slots += 1
+                    spurious += topic not in usual and topic not in surging
+            for s in by_community.get(community, ()):
+                i = surges.index(s)
+                in_top = s.topic in redis.top(f"pulse:trends:{community}", top_k)
+                if i not in hit_at and s.start <= ts <= s.end and in_top:
+                    hit_at[i] = ts
+    states = run_operator.states  # type: ignore[attr-defined]
+    latencies = [(hit_at[i] - s.start) / 60_000 if i in hit_at else math.inf for i, s in enumerate(surges)]
+    alert_lat = [
+        (alerted_at[i] - s.start) / 60_000 if i in alerted_at else math.inf for i, s in enumerate(surges)
+    ]
+    n_events = len(events)
+    weeks = len(states) * (events[-1].ts - warm) / WEEK_MS
+    err = [sum(st.abs_err[k] for st in states.values()) for k in range(3)]
+    scored = sum(st.scored for st in states.values())
+    sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
+    result: dict[str, Any] = {
+        "events": n_events,
+        "communities": len(states),
+        "us_per_event": round(spent / n_events * 1e6, 1),
+        "false_alerts": len(false_alerts),
+        "community_weeks": round(weeks, 1),
+        "false_alerts_per_community_week": round(len(false_alerts) / weeks, 3),
+        "top3_spurious_share": round(spurious / max(slots, 1), 3),
+        "forecast_mae": round(err[0] / scored, 3),
+        "mae_last_value": round(err[1] / scored, 3),
+        "mae_level": round(err[2] / scored, 3),
+        "forecasts_scored": scored,
+        "snapshot_bytes_max": max(sizes),
+        "snapshot_bytes_mean": round(statistics.mean(sizes)),
+    }
+    if surges:
+        by_lang: dict[str, list[float]] = defaultdict(list)
+        for s, lat in zip(surges, latencies, strict=True):
+            by_lang[s.lang].append(lat)
+        result["surges"] = len(surges)
+        result["top3_within_30min"] = round(sum(lat <= 30 for lat in latencies) / len(surges), 3)
+        result["top3_within_30min_by_lang"] = {
+            lang: f"{sum(lat <= 30 for lat in lats)}/{len(lats)}" for lang, lats in sorted(by_lang.items())
+        }
+        result["top3_latency_min_median"] = round(statistics.median(latencies), 1)
+        result["top3_misses"] = [
+            (s.community, s.topic, round(s.base_rate, 1), round(s.peak_rate, 1), lat)
+            for s, lat in zip(surges, latencies, strict=True)
+            if lat > 30
+        ]
+        result["alerted"] = round(sum(lat < math.inf for lat in alert_lat) / len(surges), 3)
+        result["alert_latency_min_median"] = round(statistics.median(alert_lat), 1)
+    if false_alerts:
+        result["false_alert_examples"] = [
+            (v["community"], v["topic"], v["count"], v["baseline"]) for v in false_alerts[:5]
+        ]
+    return result
+
+
+def _timed(it: Iterator[tuple[list[Event], Output]]) -> Iterator[tuple[list[Event], tuple[Output, float]]]:
+    while True:
+        t = time.perf_counter()
+        try:
+            batch, out = next(it)
+        except StopIteration:
+            return
+        yield batch, (out, time.perf_counter() - t)
+
+
+def term_cost(n: int = 3000, seed: int = 5) -> dict[str, float]:
+    """µs per post of :func:`~online_models.trends.topics_of`, uncached and cached, per language."""
+    rng = random.Random(seed)
+    trend_model._jieba_cut()
+    en = _filler_words("en", 500, seed)
+    zh = _filler_words("zh", 500, seed)
+    texts = {
+        "en": [_text("en", rng, [rng.choice(EN_TOPICS)], en) + f" {i}" for i in range(n)],
+        "zh": [_text("zh", rng, [rng.choice(ZH_TOPICS)], zh) + f"{i}" for i in range(n)],
+        "mixed": [_text("mixed", rng, [rng.choice(ZH_TOPICS)], zh) + f"{i}" for i in range(n)],
+    }
+    cost: dict[str, float] = {}
+    for lang, batch in texts.items():
+        trend_model.cache_clear()
+        t = time.perf_counter()
+        for text in batch:
+            trend_model.topics_of(text, ("tag",))
+        cost[f"{lang}_uncached_us"] = round((time.perf_counter() - t) / n * 1e6, 1)
+        t = time.perf_counter()
+        for text in batch:
+            trend_model.topics_of(text, ("tag",))
+        cost[f"{lang}_cached_us"] = round((time.perf_counter() - t) / n * 1e6, 1)
+    return cost
+
+
+# --- command line ---------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", nargs="?", default="all", choices=("trends", "members", "all"))
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.what in ("trends", "all"):
+        _print("trends", evaluate_trends(days=args.days, seed=args.seed))
+    if args.what in ("members", "all"):
+        for seed in (args.seed + 4, args.seed + 5, args.seed + 6):
+            _print(f"members (seed {seed})", evaluate_members(seed=seed))
+        _print("kpis", kpi_cost(seed=args.seed))
+
+
+def kpi_cost(seed: int = 7) -> dict[str, Any]:
+    """µs per event of the KPI operator on the member stream (its hashes are checked for
+    equality with an independent recompute in ``tests/test_kpis.py``)."""
+    from streams.operators.kpis import OperationsKpis
+
+    events = member_stream(days=60, communities=3, members=400, seed=seed)
+    spent = 0.0
+    commands = 0
+    for _, (out, dt) in _timed(run_operator(OperationsKpis(), events, 60_000)):
+        spent += dt
+        commands += len(out.commands)
+    states = run_operator.states  # type: ignore[attr-defined]
+    return {
+        "events": len(events),
+        "us_per_event": round(spent / len(events) * 1e6, 1),
+        "commands": commands,
+        "snapshot_bytes_max": max(len(pickle.dumps(st, protocol=5)) for st in states.values()),
+    }
+
+
+def _print(title: str, report: dict[str, Any], indent: int = 0) -> None:
+    pad = "  " * indent
+    print(f"{pad}{title}:")
+    for key, value in report.items():
+        if isinstance(value, dict):
+            _print(key, value, indent + 1)
+        else:
+            print(f"{pad}  {key}: {value}")
+    sys.stdout.flush()
+
+
+# --- members --------------------------------------------------------------------------------------
+ARCHETYPES = (("regular", 0.25), ("occasional", 0.25), ("one_time", 0.15), ("leaver", 0.20), ("grower", 0.15))
+TONES = {
+    "en": (
+        ("Thanks everyone, this community is amazing!", "Loved the talk yesterday, great ideas.",
+         "Happy to help, ping me anytime."),
+        ("Does anyone have a template for a seed deck?", "We are hiring a backend engineer in Berlin.",
+         "What tools do you use for analytics?"),
+        ("Honestly this group feels useless lately.", "Too much spam here, disappointed.",
+         "Nobody answered my question, frustrating."),
+    ),
+    "zh": (
+        ("谢谢大家，这个社群太棒了！", "昨天的分享很精彩，收获很大。", "有需要随时找我，乐意帮忙。"),
+        ("有没有种子轮路演的模板？", "我们在杭州招后端工程师。", "大家用什么工具做数据分析？"),
+        ("说实话最近这个群没什么意思。", "广告太多了，很失望。", "问题一直没人回，有点失望。"),
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class _Member:
+    id: str
+    kind: str
+    join: float  # day
+    leave: float  # day (inf: stays)
+    rate: float  # actions a day at full activity
+    ramp: float  # days of decay before leaving, or of growth after joining
+    appeal: float  # how likely others reply to / react to their posts
+    show: float  # P(attend | going)
+    mood: float  # P(negative post) at full activity
+
+
+def member_stream(days: int = 120, communities: int = 3, members: int = 400, seed: int = 11) -> list[Event]:
+    """Actions of members with known archetypes (see the module docstring), time ordered."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for ci in range(communities):
+        c = f"m{ci}"
+        lang = "zh" if ci % 3 == 1 else "en"
+        people: list[_Member] = []
+        for k in range(members):
+            kind = rng.choices([a for a, _ in ARCHETYPES], [w for _, w in ARCHETYPES])[0]
+            join = (
+                rng.uniform(0, days * 0.3)
+                if kind in ("regular", "occasional")
+                else rng.uniform(0, days * 0.85)
+            )
+            leave, ramp = math.inf, 0.0
+            rate = rng.uniform(0.4, 2.5)
+            if kind == "occasional":
+                rate = rng.uniform(0.06, 0.3)
+                if rng.random() < 0.3:
+                    leave = join + rng.uniform(20, 120)
+            elif kind == "regular" and rng.random() < 0.1:
+                leave = join + rng.uniform(30, 150)
+            elif kind == "one_time":
+                leave = join + rng.uniform(0.05, 2)
+                rate = rng.uniform(1, 4)
+            elif kind == "leaver":
+                ramp = rng.uniform(14, 35)
+                leave = join + ramp + rng.uniform(5, 60)
+            elif kind == "grower":
+                ramp = rng.uniform(21, 42)
+            appeal = rng.uniform(0.2, 0.9) * (0.5 if kind == "leaver" else 1.0)
+            show = rng.uniform(0.5, 0.95) * (0.6 if kind == "leaver" else 1.0)
+            people.append(
+                _Member(f"{c}-u{k}", kind, join, leave, rate, ramp, appeal, show, rng.uniform(0.05, 0.2))
+            )
+        recent_posts: list[tuple[str, _Member]] = []
+        n = 0
+        meetup_days = set(range(3, days, 7))
+        raw: list[tuple[int, _Member, str]] = []
+        for m in people:
+            t = m.join
+            while True:
+                t += rng.expovariate(max(m.rate, 1e-3))
+                if t >= min(days, m.leave):
+                    break
+                if rng.random() > _intensity(m, t):
+                    continue  # thinning: the member's activity curve
+                raw.append(
+                    (
+                        START_MS + int(t * DAY_MS),
+                        m,
+                        rng.choices(("post", "reaction", "rsvp"), (0.3, 0.55, 0.15))[0],
+                    )
+                )
+        raw.sort(key=lambda r: (r[0], r[1].id))
+        for ts, m, action in raw:
+            n += 1
+            if action == "post" or (action == "reaction" and not recent_posts):
+                level = _intensity(m, (ts - START_MS) / DAY_MS)
+                negative = rng.random() < m.mood + (0.5 * (1 - level) if m.kind == "leaver" else 0.0)
+                tone = 2 if negative else (0 if rng.random() < 0.4 else 1)
+                text = rng.choice(TONES[lang][tone])
+                reply_to = None
+                if recent_posts and rng.random() < 0.4:
+                    reply_to = _target(rng, recent_posts)
+                post = f"{c}-p{n}"
+                events.append(Post(f"{c}-e{n}", c, m.id, ts, post, text, "post", (), reply_to))
+                recent_posts.append((post, m))
+                if len(recent_posts) > 200:
+                    recent_posts.pop(0)
+            elif action == "reaction":
+                target = _target(rng, recent_posts)
+                kind = rng.choice(("like", "love", "insightful", "thanks", "laugh", "sad"))
+                events.append(Reaction(f"{c}-e{n}", c, m.id, ts, target, kind))
+            else:
+                day = (ts - START_MS) // DAY_MS
+                meetup_day = min((d for d in meetup_days if d >= day), default=None)
+                if meetup_day is None:
+                    continue
+                starts = START_MS + meetup_day * DAY_MS + 18 * HOUR_MS
+                meetup = f"{c}-meetup{meetup_day}"
+                events.append(Rsvp(f"{c}-e{n}", c, m.id, ts, meetup, "going", (), starts, 40))
+                came = starts + HOUR_MS
+                if (
+                    came < START_MS + days * DAY_MS
+                    and (ts - START_MS) / DAY_MS < m.leave
+                    and rng.random() < m.show
+                ):
+                    events.append(Rsvp(f"{c}-e{n}a", c, m.id, came, meetup, "attended", (), starts, 40))
+    events.sort(key=lambda e: (e.ts, e.id))
+    return events
+
+
+def _intensity(m: _Member, day: float) -> float:
+    """The member's activity relative to their full rate at ``day`` (0-1)."""
+    if m.kind == "leaver" and day > m.leave - m.ramp:
+        return max(0.05, (m.leave - day) / m.ramp)
+    if m.kind == "grower":
+        return min(1.0, 0.08 + (day - m.join) / m.ramp)
+    return 1.0
+
+
+def _target(rng: random.Random, recent: list[tuple[str, _Member]]) -> str:
+    """A recent post, chosen in favour of appealing authors."""
+    for _ in range(8):
+        post, author = recent[-1 - min(len(recent) - 1, int(rng.expovariate(1 / 30)))]
+        if rng.random() < author.appeal:
+            return post
+    return recent[-1][0]
+
+
+def evaluate_members(
+    days: int = 120,
+    communities: int = 3,
+    members: int = 400,
+    seed: int = 11,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Progressive-validation ROC AUC of the member model against the recency-only baseline
+    (exact, from every scored prediction), precision of the published at-risk lists, cost."""
+    from streams.operators.members import MemberInsights
+
+    events = member_stream(days, communities, members, seed)
+    scored: dict[str, list[tuple[bool, float]]] = {"model": [], "baseline": []}
+
+    class Recorded(MemberInsights):
+        """Keeps every scored prediction, for an exact AUC (the operator's own is binned)."""
+
+        def _score(self, st: Any, member: str, at: int, y: bool, p_model: float, p_baseline: float) -> None:
+            scored["model"].append((y, p_model))
+            scored["baseline"].append((y, p_baseline))
+            super()._score(st, member, at, y, p_model, p_baseline)
+
+    op = Recorded(**(params or {}))
+    redis = MiniRedis()
+    lists: list[tuple[int, str, list[str]]] = []
+    spent = 0.0
+    for batch, (out, dt) in _timed(run_operator(op, events, 60_000)):
+        spent += dt
+        redis.apply(out.commands)
+        for key in {cmd[1] for cmd in out.commands if cmd[0] == "DEL" and ":at-risk:" in cmd[1]}:
+            lists.append((batch[0].ts // DAY_MS * DAY_MS, key.rsplit(":", 1)[1], redis.top(key, 20)))
+    states = run_operator.states  # type: ignore[attr-defined]
+    active: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for ev in events:
+        active[(ev.community, ev.member)].append(ev.ts)
+    hits = total = 0
+    for ts, community, top in lists:
+        for member in top:
+            times = active[(community, member)]
+            total += 1
+            hits += not any(ts < t <= ts + WEEK_MS for t in times)
+    model_y = [y for y, _ in scored["model"]]
+    sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
+    return {
+        "events": len(events),
+        "communities": len(states),
+        "labels": len(model_y),
+        "active_share": round(sum(model_y) / max(1, len(model_y)), 3),
+        "auc_model": round(exact_auc(scored["model"]), 4),
+        "auc_recency_baseline": round(exact_auc(scored["baseline"]), 4),
+        "auc_model_binned": [round(st.auc.get() or 0, 4) for st in states.values()],
+        "auc_model_last_half": round(exact_auc(scored["model"][len(model_y) // 2 :]), 4),
+        "auc_baseline_last_half": round(exact_auc(scored["baseline"][len(model_y) // 2 :]), 4),
+        "at_risk_top20_inactive_next_week": round(hits / max(1, total), 3),
+        "us_per_event": round(spent / len(events) * 1e6, 1),
+        "snapshot_bytes_max": max(sizes),
+        "members_tracked": [len(st.table) for st in states.values()],
+    }
+
+
+def exact_auc(pairs: Sequence[tuple[bool, float]]) -> float:
+    """ROC AUC by ranks (Mann-Whitney U; ties get the average rank).
+
+    >>> exact_auc([(True, 0.9), (False, 0.1), (True, 0.4), (False, 0.4)])
+    0.875
+    """
+    ranked = sorted(pairs, key=lambda yp: yp[1])
+    rank_sum = 0.0
+    i = 0
+    while i < len(ranked):
+        j = i
+        while j + 1 < len(ranked) and ranked[j + 1][1] == ranked[i][1]:
+            j += 1
+        avg = (i + j) / 2 + 1
+        rank_sum += avg * sum(1 for y, _ in ranked[i : j + 1] if y)
+        i = j + 1
+    n_pos = sum(1 for y, _ in pairs if y)
+    n_neg = len(pairs) - n_pos
+    if not n_pos or not n_neg:
+        return math.nan
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+if __name__ == "__main__":
+    main()

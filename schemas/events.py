@@ -1,0 +1,197 @@
+"""Event contract v1: typed records and the one function that turns raw bytes into them.
+
+The JSON Schema files beside this module are the contract (publishers in other languages
+validate against them); :func:`decode` compiles them with fastjsonschema, so Pulse checks
+exactly what the files say, then adds what a schema cannot: the timestamp must parse and lie
+in a plausible range.  Anything else comes back as a :class:`Rejection` with a bounded
+``reason`` (a metric label) and a human ``detail`` naming the field.
+
+>>> d = EventDecoder(max_message_bytes=10_000, max_future_ms=300_000)
+>>> ev = d.decode("posts", b'{"id":"e1","community":"c","member":"m","ts":"2026-01-01T00:00:00Z",'
+...                         b'"post":"p1","text":"hello"}')
+>>> ev.kind, ev.ts, ev.tags
+('post', 1767225600000, ())
+>>> d.decode("reactions", b'{"id":"e2","community":"c","member":"m","ts":1767225600000,'
+...                        b'"post":"p1","reaction":"meh"}').detail[:40]
+"reaction: must be one of ['like', 'love'"
+>>> d.decode("posts", b"\\xff\\xfe").reason
+'invalid_json'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import fastjsonschema
+import orjson
+
+SCHEMA_DIR = Path(__file__).parent
+SCHEMA_FILES = {"posts": "post.schema.json", "reactions": "reaction.schema.json", "rsvps": "rsvp.schema.json"}
+
+MIN_TS_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: older event times are impossible for this product (and catch 0 / negatives)."""
+
+
+@dataclass(slots=True)  # not frozen: frozen construction costs 5x, and events are never mutated
+class Post:
+    id: str
+    community: str
+    member: str
+    ts: int  # epoch milliseconds
+    post: str
+    text: str
+    kind: str
+    tags: tuple[str, ...]
+    reply_to: str | None
+
+
+@dataclass(slots=True)  # not frozen: frozen construction costs 5x, and events are never mutated
+class Reaction:
+    id: str
+    community: str
+    member: str
+    ts: int
+    post: str
+    reaction: str
+
+
+@dataclass(slots=True)  # not frozen: frozen construction costs 5x, and events are never mutated
+class Rsvp:
+    id: str
+    community: str
+    member: str
+    ts: int
+    meetup: str
+    status: str
+    meetup_tags: tuple[str, ...]
+    starts_at: int | None
+    capacity: int | None
+
+
+Event = Post | Reaction | Rsvp
+
+
+class Rejection(NamedTuple):
+    """Why a message is not an event: ``reason`` is one of a fixed set, ``detail`` says what and where."""
+
+    reason: str  # oversized | invalid_json | schema | timestamp | late (the last set by the pipeline)
+    detail: str
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?\Z")  # offset: below
+_MS = timedelta(milliseconds=1)
+
+
+class TimestampError(ValueError):
+    pass
+
+
+def parse_ts(value: object, field: str = "ts") -> int:
+    """RFC 3339 string or integer epoch ms → epoch ms.
+
+    >>> parse_ts("2026-01-01T08:00:00+08:00"), parse_ts(5)
+    (1767225600000, 5)
+    >>> parse_ts("2026-01-01T00:00:00")
+    Traceback (most recent call last):
+    ...
+    schemas.events.TimestampError: ts '2026-01-01T00:00:00' has no UTC offset (RFC 3339 requires one)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):  # JSON Schema calls 1.7e12 an integer; the contract says integer ms
+        raise TimestampError(f"{field} {value!r:.40} is not integer epoch milliseconds")
+    if not _RFC3339.match(value):
+        raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time") from None
+    if dt.tzinfo is None:
+        raise TimestampError(f"{field} {value[:64]!r} has no UTC offset (RFC 3339 requires one)")
+    return (dt - _EPOCH) // _MS  # exact integer arithmetic: no float rounding at window edges
+
+
+def _compile(topic: str) -> Callable[[Any], Any]:
+    schema = json.loads((SCHEMA_DIR / SCHEMA_FILES[topic]).read_text())
+    # Formats off: parse_ts checks date-times more strictly (and faster) than the format regex.
+    return fastjsonschema.compile(schema, use_formats=False)
+
+
+class EventDecoder:
+    """Decodes and validates raw message values for the three input topics.
+
+    One instance compiles the schemas once; :meth:`decode` is the per-message hot path.
+    ``max_future_ms`` bounds how far ahead of the wall clock an event may be stamped: a
+    single event from a wrong clock would otherwise push the partition's watermark ahead
+    and make every later event look late.
+    """
+
+    def __init__(self, max_message_bytes: int, max_future_ms: int, clock: Callable[[], float] = time.time):
+        self.max_message_bytes = max_message_bytes
+        self.max_future_ms = max_future_ms
+        self._clock = clock
+        self._validators = {topic: _compile(topic) for topic in SCHEMA_FILES}
+        self._builders: dict[str, Callable[[dict[str, Any], int], Event]] = {
+            "posts": _build_post,
+            "reactions": _build_reaction,
+            "rsvps": _build_rsvp,
+        }
+
+    def latest_ts(self) -> int:
+        """The newest acceptable event time now (ms); the pipeline reads the clock once per batch."""
+        return int(self._clock() * 1000) + self.max_future_ms
+
+    def decode(self, topic: str, raw: bytes | None, latest_ts: int | None = None) -> Event | Rejection:
+        """Bytes of one message on logical ``topic`` → an event, or the reason it is not one."""
+        if raw is None:
+            return Rejection("invalid_json", "message has no value (tombstone)")
+        if len(raw) > self.max_message_bytes:
+            return Rejection("oversized", f"message is {len(raw)} bytes, limit {self.max_message_bytes}")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Rejection("invalid_json", str(exc)[:200])
+        try:
+            self._validators[topic](data)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            name = exc.name or "data"
+            field = name.removeprefix("data").lstrip(".") or "event"
+            message = exc.message.removeprefix(name).strip()
+            return Rejection("schema", f"{field}: {message}"[:300])
+        try:
+            ts = parse_ts(data["ts"])
+            if ts < MIN_TS_MS:
+                raise TimestampError(f"ts {ts} ms is before 2000-01-01")
+            if ts > (latest_ts if latest_ts is not None else self.latest_ts()):
+                raise TimestampError(f"ts {ts} ms is more than {self.max_future_ms} ms in the future")
+            return self._builders[topic](data, ts)
+        except TimestampError as exc:
+            return Rejection("timestamp", str(exc))
+
+
+def _build_post(d: dict[str, Any], ts: int) -> Post:
+    return Post(
+        d["id"], d["community"], d["member"], ts, d["post"], d["text"],
+        d.get("kind", "post"), tuple(d.get("tags", ())), d.get("reply_to"),
+    )  # fmt: skip
+
+
+def _build_reaction(d: dict[str, Any], ts: int) -> Reaction:
+    return Reaction(d["id"], d["community"], d["member"], ts, d["post"], d["reaction"])
+
+
+def _build_rsvp(d: dict[str, Any], ts: int) -> Rsvp:
+    starts_at = d.get("starts_at")
+    return Rsvp(
+        d["id"], d["community"], d["member"], ts, d["meetup"], d["status"],
+        tuple(d.get("meetup_tags", ())), None if starts_at is None else parse_ts(starts_at, "starts_at"),
+        d.get("capacity"),
+    )  # fmt: skip

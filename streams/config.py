@@ -1,0 +1,134 @@
+"""Pulse's configuration: one typed place, read from ``PULSE_*`` environment variables.
+
+Every field has a documented default; the CLI's flags override the environment
+(``Settings(**flags)``).  Secrets are :class:`~pydantic.SecretStr`, so they never
+appear in ``repr``, logs or error messages.
+
+>>> s = Settings(_env_file=None, topic_prefix="acme.", redis_password="hunter2")
+>>> s.topic("posts"), s.window_seconds, s.grace_seconds
+('acme.posts', 3600, 300)
+>>> "hunter2" in repr(s)
+False
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INPUT_TOPICS = ("posts", "reactions", "rsvps")
+"""Logical names of the input topics; the configured prefix stands before each."""
+
+
+class Settings(BaseSettings):
+    """All of Pulse's knobs.  Env var = ``PULSE_`` + field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field("", description="Prefix before every topic name (posts, reactions, ...).")
+    group_id: str = Field("pulse", description="Kafka consumer group of the workers.")
+    partitions: int = Field(4, ge=1, description="Partition count for topics the worker has to create.")
+    session_timeout_ms: int = Field(
+        6000,
+        ge=1000,
+        description=(
+            "Consumer group session timeout. A broker holds a new group's first join for about half of it,"
+            " and reassigns a crashed worker's partitions only after it, so keep it short."
+        ),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle for TLS to the brokers.")
+
+    # --- Redis -------------------------------------------------------------------------------
+    redis_url: str = Field("redis://localhost:6379/0", description="redis:// or rediss:// (TLS) URL.")
+    redis_username: str | None = Field(None, description="Redis ACL user (overrides the URL's).")
+    redis_password: SecretStr | None = Field(None, description="Redis password (overrides the URL's).")
+
+    # --- Activity windows --------------------------------------------------------------------
+    window_seconds: int = Field(3600, ge=1, description="Tumbling event-time window size, epoch aligned.")
+    grace_seconds: int = Field(300, ge=0, description="How late (event time) an event may arrive.")
+    retention_seconds: int = Field(7 * 86400, ge=1, description="TTL of window keys after their last write.")
+    max_future_seconds: int = Field(
+        300, ge=0, description="Events stamped further ahead of the wall clock are dead-lettered."
+    )
+    w_interactions: float = Field(0.5, description="Weight of I (reactions + RSVPs) in the score.")
+    w_participants: float = Field(0.3, description="Weight of C (distinct members) in the score.")
+    w_posts: float = Field(0.2, description="Weight of H (posts, replies included) in the score.")
+    member_post_weight: float = Field(1.0, description="A member's contribution per post.")
+    member_reaction_weight: float = Field(0.5, description="A member's contribution per reaction given.")
+    member_rsvp_weight: float = Field(0.5, description="A member's contribution per RSVP.")
+
+    # --- Worker ------------------------------------------------------------------------------
+    engine: Literal["batch", "faust"] = Field(
+        "batch", description="batch: confluent-kafka batch consumer; faust: Faust agents (take_events)."
+    )
+    operators: str = Field(
+        "default",
+        description="Stateful operators: 'default' (forecasts, turnout), 'all', or names, comma separated.",
+    )
+    batch_max: int = Field(
+        20000,
+        ge=1,
+        description="Most messages in one Redis transaction (larger batches amortize state snapshots).",
+    )
+    batch_timeout_ms: int = Field(50, ge=1, description="Longest wait to fill a batch.")
+    max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
+    metrics_host: str = Field("0.0.0.0", description="Bind address of the Prometheus /metrics endpoint.")
+    metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 disables it.")
+    metrics_communities: str = Field(
+        "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
+    )
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a logical name (``posts`` → ``{prefix}posts``)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.topic(t) for t in INPUT_TOPICS]
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic("dead-letters")
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings shared by producers, consumers and the admin client."""
+        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            )
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+    def redis_kwargs(self) -> dict[str, str]:
+        """Credentials that override the URL's, for ``redis.Redis.from_url(url, **kwargs)``."""
+        kwargs: dict[str, str] = {}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
+        if self.redis_password:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs
+
+    def redis_url_redacted(self) -> str:
+        """The Redis URL safe to print: any password in it is replaced.
+
+        >>> Settings(_env_file=None, redis_url="redis://u:pw@h:1/0").redis_url_redacted()
+        'redis://u:***@h:1/0'
+        """
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,165 @@
+"""The fast engine: a confluent-kafka consumer that hands whole batches to the pipeline.
+
+librdkafka fetches in the background and ``consume(n)`` returns up to ``n`` messages in one
+call, so the per-message cost left in Python is the pipeline's own.  On every assignment
+the consumer starts each partition at the offset stored in Redis with the state (or at the
+beginning when nothing is stored), never at Kafka's committed offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from streams import metrics
+from streams.config import Settings
+from streams.engines.applier import BatchApplier, WorkerStopped
+from streams.pipeline import Message
+from streams.sinks.redis_store import RedisStore
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def consumer_config(settings: Settings) -> dict[str, object]:
+    return {
+        **settings.kafka_config(),
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",  # same partition numbers of every topic together
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(100, settings.session_timeout_ms // 4),
+        "fetch.wait.max.ms": min(100, settings.batch_timeout_ms),
+        "queued.max.messages.kbytes": 262144,
+        "enable.partition.eof": False,
+    }
+
+
+def producer_config(settings: Settings) -> dict[str, object]:
+    return {
+        **settings.kafka_config(),
+        "linger.ms": 5,
+        "message.timeout.ms": 0,  # never give up on a dead letter or alert: flush() waits for Kafka
+        "message.max.bytes": max(settings.max_message_bytes * 16, 16 * 1024 * 1024),
+        "queue.buffering.max.messages": 1_000_000,
+    }
+
+
+class BatchEngine:
+    """Runs until :meth:`stop` (or ``stop_event``) — one thread, one consumer."""
+
+    def __init__(self, settings: Settings, store: RedisStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or RedisStore.connect(settings)
+        self.producer = Producer(producer_config(settings))
+        self.stop_event = threading.Event()
+        self.applier = BatchApplier(settings, self.store, self.producer)
+        self.applier.stopping = self.stop_event.is_set
+        self.logical = {settings.topic(t): t for t in ("posts", "reactions", "rsvps")}
+        self.consumer: Consumer | None = None
+        self.assignment: list[TopicPartition] = []
+        self.generation = 0  # bumped by every rebalance callback
+        self.batches = 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # --- rebalance callbacks (run inside consume()) ----------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(self.logical[p.topic], p.partition) for p in partitions]
+        self.applier.restore(tps)
+        for p, tp in zip(partitions, tps, strict=True):
+            stored = self.applier.progress[tp].next_offset
+            p.offset = stored if stored >= 0 else OFFSET_BEGINNING
+        self.assignment = partitions
+        self.generation += 1
+        consumer.assign(partitions)
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.applier.progress.clear()
+        self.assignment = []
+        self.generation += 1
+        consumer.unassign()
+
+    def _seek_to_stored(self, consumer: Consumer) -> None:
+        """After a refused batch: reload progress and rewind to what Redis holds."""
+        tps = [(self.logical[p.topic], p.partition) for p in self.assignment]
+        self.applier.restore(tps)
+        for p, tp in zip(self.assignment, tps, strict=True):
+            stored = self.applier.progress[tp].next_offset
+            consumer.seek(TopicPartition(p.topic, p.partition, stored if stored >= 0 else OFFSET_BEGINNING))
+
+    # --- main loop -------------------------------------------------------------------------------
+    def run(self, max_batches: int | None = None) -> None:
+        ensure_topics(self.settings)
+        consumer = self.consumer = Consumer(consumer_config(self.settings))
+        consumer.subscribe(list(self.logical), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        batch_max = self.settings.batch_max
+        timeout = self.settings.batch_timeout_ms / 1000
+        logical = self.logical
+        try:
+            while not self.stop_event.is_set() and (max_batches is None or self.batches < max_batches):
+                raw = consumer.consume(batch_max, timeout)
+                if not raw:
+                    continue
+                started = time.perf_counter()
+                generation = self.generation
+                messages = []
+                for m in raw:
+                    err = m.error()
+                    if err is not None:
+                        self._on_error(err)
+                        continue
+                    messages.append(
+                        Message(logical[m.topic()], m.partition(), m.offset(), m.key(), m.value())
+                    )
+                result = self.applier.process(messages)
+                committed = self.applier.commit(result, self._wait_paused)
+                if not committed or generation != self.generation:
+                    # refused, or a rebalance ran while Redis was away: trust only what Redis holds
+                    self._seek_to_stored(consumer)
+                    continue
+                self.batches += 1
+                self._commit_kafka(consumer, result)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        except WorkerStopped:
+            log.warning("stopped while Redis was unreachable; the uncommitted batch will be re-read")
+        finally:
+            consumer.close()
+            self.producer.flush(10)
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Wait for Redis without fetching more, while the consumer keeps its group membership."""
+        consumer = self.consumer
+        assert consumer is not None
+        if self.assignment:
+            consumer.pause(self.assignment)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            consumer.consume(1, max(0.0, min(0.2, deadline - time.monotonic())))
+        if self.assignment:
+            consumer.resume(self.assignment)
+
+    def _commit_kafka(self, consumer: Consumer, result: object) -> None:
+        offsets = []
+        for (topic, partition), change in result.partitions.items():  # type: ignore[attr-defined]
+            full = self.settings.topic(topic)
+            offsets.append(TopicPartition(full, partition, change.next_offset))
+            _, high = consumer.get_watermark_offsets(TopicPartition(full, partition), cached=True)
+            if high >= 0:
+                metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, high - change.next_offset))
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            except Exception as exc:  # informational only: Redis holds the real offsets
+                metrics.KAFKA_ERRORS.labels("commit").inc()
+                log.debug("kafka commit failed: %s", exc)
+
+    def _on_error(self, err: KafkaError) -> None:
+        metrics.KAFKA_ERRORS.labels(err.name().lower()[:40]).inc()
+        log.warning("kafka: %s", err)

@@ -1,0 +1,469 @@
+"""Live match candidates: each new ``need`` is scored against the open ``offer`` posts of its
+community (and each new offer against the open needs), and every open post keeps its top-k.
+
+Score of a (need, offer) pair, in [0, 1]::
+
+    relevance = (w_tags · cos(tags) + w_text · cos(terms)) · (1 - single_key_factor ^ shared keys)
+    score     = relevance + w_track · track(offerer) + w_recency · recency
+
+* ``cos`` is the cosine of binary TF-IDF vectors whose IDF is learned online from the
+  community's needs and offers (:class:`~online_models.text_features.OnlineIDF`; request
+  phrasing common to them weighs little, chatter does not dilute it); terms come from
+  :func:`~online_models.text_features.extract_terms` (English words, Chinese bigrams, a
+  Chinese→English glossary), tags are normalised and the kind echoes (``need``/``offer``) dropped.
+  When either post has no tags (or no terms), the other cosine takes both weights: missing
+  evidence is not negative evidence.  A pair joined by a single shared word is discounted.
+* ``track`` = x / (x + 5) with x = thanks + insightful reactions the offerer received on their
+  posts + 3 × past matches (replies to a need that was then resolved).
+* ``recency`` falls linearly from 1 to 0 over the post TTL with the age of the older post.
+
+A pair needs ``relevance >= min_relevance``: track record and recency rank relevant candidates,
+they never make an irrelevant one.  No pair joins a member to themself.  A post is open until
+``ttl_ms`` of event time passes or a ``resolved`` post (by anyone) replies to it; re-sending an
+open post id (an edit) re-scores it and reports only pairs that are new or scored higher.
+
+Cost per need/offer is bounded, not proportional to the open posts: candidates come from an
+inverted index (tag or term → open posts of the other kind); keys found in more than ``max_df``
+of the needs/offers are treated as stop words; only the ``max_query_keys`` most informative keys
+of a post are indexed and queried, rarest first; each posting list keeps its newest
+``max_postings`` posts; new candidates stop being drawn at ``max_candidates`` (later keys only
+add evidence to them); and only the best ``max_pairs`` update top-k lists and send messages.
+The cost rises while these caps are not yet binding (a few hundred open posts) and is flat
+beyond.  Memory per community is bounded by ``max_open_posts`` (oldest closed), ``max_terms``
+(IDF), ``max_members`` (track records) and ``max_authors`` (post → author, to credit reactions);
+a candidate that leaves a top-k list (pushed out, or closed) does not come back to it.
+
+Redis: ``pulse:matches:{community}:{post}`` is a sorted set (candidate post → score), rewritten
+as ``DEL`` + ``ZADD`` + ``EXPIRE`` (seconds until the post's event-time TTL) once per batch when
+its candidates changed, and deleted (``DEL``) when the post closes.  Kafka: one
+``match-candidates`` message per pair that is new or improved in either post's top-k, keyed by
+community (the input topics' key, so a community's matches stay in order).
+
+>>> from schemas.events import Post
+>>> op = MatchMaker()
+>>> states = {"c": op.new_state("c")}
+>>> out = op.apply_batch(states, [
+...     Post("e1", "c", "ann", 1_767_225_600_000, "n1", "Hiring a frontend engineer, React", "need",
+...          ("hiring", "frontend"), None),
+...     Post("e2", "c", "bob", 1_767_225_660_000, "o1", "资深前端工程师可接兼职，熟悉React", "offer",
+...          ("frontend",), None),
+... ])
+>>> [(m.value["need"], m.value["offer"], m.value["reasons"]) for m in out.messages]
+[('n1', 'o1', {'shared_tags': ['frontend'], 'matched_terms': ['engineer', 'frontend', 'react']})]
+>>> [c for c in out.commands if c[0] == "ZADD"]
+[['ZADD', 'pulse:matches:c:n1', 0.476028, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.476028, 'n1']]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
+from schemas.events import Event, Post, Reaction
+from streams.operators.base import Observation, OutgoingMessage, Output, RedisCommand
+
+__all__ = ["MatchConfig", "MatchMaker", "MatchState", "OpenPost", "matches_key"]
+
+DAY_MS = 86_400_000
+KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
+"""Tags that only repeat the post's kind: they say nothing about what is needed or offered."""
+KUDOS_REACTIONS = frozenset({"thanks", "insightful"})
+OTHER_SIDE = {"need": "offer", "offer": "need"}
+
+
+def matches_key(community: str, post: str) -> str:
+    """Sorted set of one open post's candidates."""
+    return f"pulse:matches:{community}:{post}"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchConfig:
+    """Knobs of :class:`MatchMaker`; the memory limits are per community."""
+
+    ttl_ms: int = 14 * DAY_MS  # a post is open this long in event time unless resolved
+    k: int = 10  # candidates kept (and written to Redis) per open post
+    w_tags: float = 0.20  # tags are often missing, generic or noisy; text says more (measured)
+    w_text: float = 0.65
+    w_track: float = 0.05
+    w_recency: float = 0.10
+    single_key_factor: float = 0.3  # relevance x (1 - f^shared keys): 0.7 for one, 0.91 for two...
+    min_relevance: float = 0.05  # relevance (tags + text part) below this: no pair
+    max_open_posts: int = 1_000  # open needs + offers (~0.45 KB of snapshot each); oldest closed beyond
+    max_postings: int = 32  # newest open posts per (side, key) in the inverted index
+    max_query_keys: int = 16  # most informative tags/terms per post that are indexed and queried
+    max_df: float = 0.15  # keys in more than this share of needs/offers are stop words (after 50 posts)
+    max_candidates: int = 64  # posts that new candidates are drawn from; later keys only add evidence
+    max_pairs: int = 32  # best candidates of a new post that update top-k lists
+    max_terms: int = 10_000  # IDF vocabulary
+    max_members: int = 5_000  # track records
+    max_authors: int = 5_000  # recent post → author (reactions credit the author)
+    track_half: float = 5.0  # track = x / (x + track_half)
+    chinese: ChineseMode = "bigram"
+    glossary: bool = True
+    topic: str = "match-candidates"
+
+
+class OpenPost:
+    """An open need or offer: its index keys and its current top-k, nothing else.
+
+    ``keys`` are ``#tag`` keys first (``n_tags`` of them), then text terms; the norms are those of
+    its TF-IDF vectors when it opened.  ``top`` maps candidate post → score; ``listed_in`` holds
+    the posts whose ``top`` lists this one (so closing it can take it out of theirs).
+    Pickled as a plain tuple: a snapshot holds thousands of these.
+    """
+
+    __slots__ = ("keys", "kind", "listed_in", "member", "n_tags", "pid", "repliers", "tag_norm", "text_norm",
+                 "top", "ts")  # fmt: skip
+
+    def __init__(
+        self, pid: str, member: str, kind: str, ts: int, keys: tuple[str, ...], n_tags: int,
+        tag_norm: float, text_norm: float,
+    ) -> None:  # fmt: skip
+        self.pid, self.member, self.kind, self.ts = pid, member, kind, ts
+        self.keys, self.n_tags, self.tag_norm, self.text_norm = keys, n_tags, tag_norm, text_norm
+        self.top: dict[str, float] = {}
+        self.listed_in: dict[str, None] = {}
+        self.repliers: tuple[str, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # 8x faster to pickle than __getstate__ (no copyreg)
+        return _restore_post, (
+            self.keys, self.kind, self.listed_in, self.member, self.n_tags, self.pid, self.repliers,
+            self.tag_norm, self.text_norm, self.top, self.ts,
+        )  # fmt: skip
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(k[1:] for k in self.keys[: self.n_tags])
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return self.keys[self.n_tags :]
+
+
+def _restore_post(*state: Any) -> OpenPost:
+    post = OpenPost.__new__(OpenPost)
+    (post.keys, post.kind, post.listed_in, post.member, post.n_tags, post.pid, post.repliers,
+     post.tag_norm, post.text_norm, post.top, post.ts) = state  # fmt: skip
+    return post
+
+
+class MatchState:
+    """One community's open posts, inverted index, IDF, track records and event-time clock."""
+
+    __slots__ = ("authors", "clock", "idf", "index", "posts", "records")
+
+    def __init__(self, max_terms: int) -> None:
+        self.posts: dict[str, OpenPost] = {}  # arrival order: the front is the oldest
+        self.index: dict[str, dict[str, dict[str, None]]] = {"need": {}, "offer": {}}
+        self.idf = OnlineIDF(max_terms=max_terms)
+        self.records: dict[str, list[int]] = {}  # member → [kudos, matches], least recently updated first
+        self.authors: dict[str, str] = {}  # post → member, oldest first
+        self.clock = 0  # newest event time seen (ms)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore_state, (self.authors, self.clock, self.idf, self.index, self.posts, self.records)
+
+
+def _restore_state(*state: Any) -> MatchState:
+    s = MatchState.__new__(MatchState)
+    s.authors, s.clock, s.idf, s.index, s.posts, s.records = state
+    return s
+
+
+class _Batch:
+    """What one ``apply_batch`` call changed in one community (turned into commands at the end)."""
+
+    __slots__ = ("closed", "touched")
+
+    def __init__(self) -> None:
+        self.touched: dict[str, None] = {}
+        self.closed: dict[str, None] = {}
+
+
+class MatchMaker:
+    """Stateful operator ``matching``: see the module docstring."""
+
+    name = "matching"
+
+    def __init__(self, config: MatchConfig | None = None) -> None:
+        self.config = config or MatchConfig()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MatchMaker:
+        """Factory for the registry; reads ``match_ttl_seconds`` / ``match_top_k`` /
+        ``match_max_open_posts`` from the settings when they exist, else the defaults."""
+        base = MatchConfig()
+        return cls(
+            MatchConfig(
+                ttl_ms=int(getattr(settings, "match_ttl_seconds", base.ttl_ms // 1000)) * 1000,
+                k=int(getattr(settings, "match_top_k", base.k)),
+                max_open_posts=int(getattr(settings, "match_max_open_posts", base.max_open_posts)),
+            )
+        )
+
+    def new_state(self, community: str) -> MatchState:
+        return MatchState(self.config.max_terms)
+
+    # -- batch ------------------------------------------------------------------------------------
+
+    def apply_batch(self, states: dict[str, MatchState], events: Sequence[Event]) -> Output:
+        out = Output()
+        batches: dict[str, _Batch] = {}
+        for ev in events:
+            community = ev.community
+            state = states[community]
+            batch = batches.get(community)
+            if batch is None:
+                batch = batches[community] = _Batch()
+            if ev.ts > state.clock:
+                state.clock = ev.ts
+                self._expire(state, batch)
+            if ev.__class__ is Post:
+                self._post(state, batch, ev, out)  # type: ignore[arg-type]
+            elif ev.__class__ is Reaction:
+                self._reaction(state, ev)  # type: ignore[arg-type]
+        for community, batch in batches.items():
+            state = states[community]
+            out.commands += self._commands(community, state, batch)
+            out.observations.append(Observation("match_open_posts", community, float(len(state.posts))))
+        return out
+
+    def _commands(self, community: str, state: MatchState, batch: _Batch) -> list[RedisCommand]:
+        commands: list[RedisCommand] = [["DEL", matches_key(community, pid)] for pid in batch.closed]
+        ttl, clock = self.config.ttl_ms, state.clock
+        for pid in batch.touched:
+            post = state.posts.get(pid)
+            if post is None:
+                continue
+            key = matches_key(community, pid)
+            commands.append(["DEL", key])
+            if post.top:
+                zadd: RedisCommand = ["ZADD", key]
+                for cand, score in sorted(post.top.items(), key=lambda kv: (-kv[1], kv[0])):
+                    zadd += [score, cand]
+                commands.append(zadd)
+                commands.append(["EXPIRE", key, max(1, -(-(post.ts + ttl - clock) // 1000))])
+        return commands
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _post(self, state: MatchState, batch: _Batch, ev: Post, out: Output) -> None:
+        cfg = self.config
+        authors = state.authors
+        authors.pop(ev.post, None)
+        authors[ev.post] = ev.member
+        if len(authors) > cfg.max_authors:
+            del authors[next(iter(authors))]
+        tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
+        terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
+        tag_keys = [f"#{t}" for t in tags]
+        if ev.kind in OTHER_SIDE:
+            state.idf.learn_one(tag_keys + terms)
+        target = state.posts.get(ev.reply_to) if ev.reply_to else None
+        if target is not None:
+            if ev.kind == "resolved":
+                self._close(state, batch, target, resolved=True)
+            elif ev.member != target.member and ev.member not in target.repliers and len(target.repliers) < 5:
+                target.repliers += (ev.member,)
+        if ev.kind in OTHER_SIDE:
+            previous: dict[str, float] = {}
+            old = state.posts.get(ev.post)
+            if old is not None:  # an edit: re-score, report only what got better
+                previous = dict(old.top)
+                for h in old.listed_in:
+                    previous[h] = state.posts[h].top[old.pid]
+                self._close(state, batch, old, resolved=False)  # its key is rewritten if it reopens
+            self._open(state, batch, ev, tag_keys, terms, previous, out)
+
+    def _reaction(self, state: MatchState, ev: Reaction) -> None:
+        if ev.reaction not in KUDOS_REACTIONS:
+            return
+        author = state.authors.get(ev.post)
+        if author is not None and author != ev.member:
+            self._credit(state, author, 0)
+
+    def _credit(self, state: MatchState, member: str, what: int) -> None:
+        records = state.records
+        record = records.pop(member, None) or [0, 0]
+        record[what] += 1
+        records[member] = record
+        if len(records) > self.config.max_members:
+            del records[next(iter(records))]
+
+    # -- open, score, close -----------------------------------------------------------------------
+
+    def _open(
+        self, state: MatchState, batch: _Batch, ev: Post, tag_keys: list[str], terms: list[str],
+        previous: dict[str, float], out: Output,
+    ) -> None:  # fmt: skip
+        cfg = self.config
+        idf = state.idf.idf
+        weights = {k: idf(k) for k in (*tag_keys, *terms)}
+        if not weights:
+            return  # nothing to match on (an empty or emoji-only post)
+        by_weight = sorted(weights, key=lambda k: (-weights[k], k))
+        if state.idf.n >= 50:  # stop words learned from the stream: keep informative keys (at least 2)
+            df, limit = state.idf.df, cfg.max_df * state.idf.n
+            by_weight = by_weight[:2] + [k for k in by_weight[2:] if df.get(k, 0) <= limit]
+        by_weight = by_weight[: cfg.max_query_keys]
+        keys = sorted(by_weight, key=lambda k: k[0] != "#")  # tags first, each group by weight
+        n_tags = sum(k[0] == "#" for k in keys)
+        tag_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[:n_tags]))
+        text_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[n_tags:]))
+        post = OpenPost(ev.post, ev.member, ev.kind, ev.ts, tuple(keys), n_tags, tag_norm, text_norm)
+
+        # Dot products over the other side's postings, rarest key first.  Once max_candidates
+        # posts are in, later (commoner) keys only add evidence to them: the cost is bounded by
+        # max_query_keys x min(max_postings, max_candidates), whatever the number of open posts.
+        acc_tag: dict[str, float] = {}
+        acc_text: dict[str, float] = {}
+        seen: dict[str, None] = {}
+        nsh: dict[str, int] = {}  # shared keys per candidate
+        other = state.index[OTHER_SIDE[ev.kind]]
+        for key in by_weight:
+            postings = other.get(key)
+            if not postings:
+                continue
+            w2 = weights[key] ** 2
+            acc = acc_tag if key[0] == "#" else acc_text
+            get = acc.get
+            if len(seen) < cfg.max_candidates:
+                for pid in postings:
+                    acc[pid] = get(pid, 0.0) + w2
+                    nsh[pid] = nsh.get(pid, 0) + 1
+                seen.update(postings)
+            else:
+                for pid in postings if len(postings) <= len(seen) else [p for p in seen if p in postings]:
+                    if pid in seen:
+                        acc[pid] = get(pid, 0.0) + w2
+                        nsh[pid] = nsh.get(pid, 0) + 1
+        scored: list[tuple[float, str]] = []
+        posts = state.posts
+        for pid in seen:
+            cand = posts[pid]
+            if cand.member == post.member:
+                continue
+            tag_cos = min(1.0, acc_tag[pid] / (tag_norm * cand.tag_norm)) if pid in acc_tag else 0.0
+            text_cos = min(1.0, acc_text[pid] / (text_norm * cand.text_norm)) if pid in acc_text else 0.0
+            if not (tag_norm and cand.tag_norm):  # untagged: missing evidence is not negative evidence
+                relevance = (cfg.w_tags + cfg.w_text) * text_cos
+            elif not (text_norm and cand.text_norm):
+                relevance = (cfg.w_tags + cfg.w_text) * tag_cos
+            else:
+                relevance = cfg.w_tags * tag_cos + cfg.w_text * text_cos
+            relevance *= 1.0 - cfg.single_key_factor ** nsh[pid]  # one shared word is weak evidence
+            if relevance < cfg.min_relevance:
+                continue
+            need, offer = (post, cand) if post.kind == "need" else (cand, post)
+            score = relevance + cfg.w_track * self._track(state, offer.member)
+            score += cfg.w_recency * max(0.0, 1.0 - (state.clock - min(need.ts, offer.ts)) / cfg.ttl_ms)
+            scored.append((round(score, 6), pid))
+
+        for key in keys:  # index the new post on its own side
+            postings = state.index[ev.kind].setdefault(key, {})
+            postings[post.pid] = None
+            if len(postings) > cfg.max_postings:
+                del postings[next(iter(postings))]
+        posts[post.pid] = post
+        batch.touched[post.pid] = None
+        batch.closed.pop(post.pid, None)
+
+        post_tags = {k[1:] for k in keys[:n_tags]}
+        post_terms = set(keys[n_tags:])
+        for score, pid in heapq.nsmallest(cfg.max_pairs, scored, key=lambda sp: (-sp[0], sp[1])):
+            cand = posts[pid]
+            changed = self._offer(state, batch, post, cand, score)
+            changed = self._offer(state, batch, cand, post, score) or changed
+            if changed and score > previous.get(pid, -1.0):
+                shared_tags = sorted(post_tags.intersection(k[1:] for k in cand.keys[: cand.n_tags]))
+                shared = post_terms.intersection(cand.keys[cand.n_tags :])
+                terms = sorted(shared, key=lambda t: (-weights[t], t))[:8]
+                need, offer = (post, cand) if post.kind == "need" else (cand, post)
+                out.messages.append(self._message(ev, need, offer, score, shared_tags, terms))
+
+        while len(posts) > cfg.max_open_posts:
+            self._close(state, batch, next(iter(posts.values())), resolved=False)
+
+    def _track(self, state: MatchState, member: str) -> float:
+        record = state.records.get(member)
+        if record is None:
+            return 0.0
+        x = record[0] + 3 * record[1]
+        return x / (x + self.config.track_half)
+
+    def _offer(
+        self, state: MatchState, batch: _Batch, holder: OpenPost, cand: OpenPost, score: float
+    ) -> bool:
+        """Put ``cand`` into ``holder``'s top-k if it belongs there; True if that list changed."""
+        top = holder.top
+        old = top.get(cand.pid)
+        if old is not None:
+            if score <= old:
+                return False
+        elif len(top) >= self.config.k:
+            if score < min(top.values()):
+                return False
+            worst = max(top, key=lambda p: (-top[p], p))
+            if (-score, cand.pid) >= (-top[worst], worst):
+                return False
+            del top[worst]
+            state.posts[worst].listed_in.pop(holder.pid, None)
+        top[cand.pid] = score
+        cand.listed_in[holder.pid] = None
+        batch.touched[holder.pid] = None
+        return True
+
+    def _close(self, state: MatchState, batch: _Batch, post: OpenPost, resolved: bool) -> None:
+        """Take ``post`` out of the index and of every top-k; its key is deleted at the end of the batch
+        (unless it reopens in the same batch, then it is rewritten)."""
+        pid = post.pid
+        del state.posts[pid]
+        index = state.index[post.kind]
+        for key in post.keys:
+            postings = index.get(key)
+            if postings is not None and postings.pop(pid, 0) is None and not postings:
+                del index[key]
+        for h in post.listed_in:
+            holder = state.posts[h]
+            del holder.top[pid]
+            batch.touched[h] = None
+        for c in post.top:
+            state.posts[c].listed_in.pop(pid, None)
+        batch.touched.pop(pid, None)
+        batch.closed[pid] = None
+        if resolved and post.kind == "need":
+            for member in post.repliers:
+                self._credit(state, member, 1)
+
+    def _expire(self, state: MatchState, batch: _Batch) -> None:
+        """Close posts whose TTL passed (arrival order ≈ event-time order, within the allowed
+        disorder of the stream: a post can outlive its TTL by at most that much)."""
+        deadline = state.clock - self.config.ttl_ms
+        posts = state.posts
+        while posts:
+            first = next(iter(posts.values()))
+            if first.ts > deadline:
+                break
+            self._close(state, batch, first, resolved=False)
+
+    def _message(
+        self, ev: Post, need: OpenPost, offer: OpenPost, score: float, tags: list[str], terms: list[str]
+    ) -> OutgoingMessage:
+        return OutgoingMessage(
+            self.config.topic,
+            ev.community,
+            {
+                "need": need.pid,
+                "offer": offer.pid,
+                "need_member": need.member,
+                "offer_member": offer.member,
+                "community": ev.community,
+                "score": score,
+                "reasons": {"shared_tags": tags, "matched_terms": terms},
+                "ts": ev.ts,
+            },
+        )

@@ -1,0 +1,304 @@
+"""Member → meetup recommendations: learn online who joins what, publish each active member's top-5.
+
+Signals (event time only):
+
+* RSVPs — ``going`` / ``attended`` are positives (1.0), ``maybe`` 0.5, ``declined`` /
+  ``cancelled`` 0.0; each positive also teaches one *sampled negative*: another upcoming meetup
+  the member has not answered (picked by a CRC of the event id, so replays pick the same one).
+  Without negatives, implicit feedback is all ones and the model learns nothing but the mean.
+* Reactions (like, love, thanks, insightful, laugh) to a tagged post — interest in its tags.
+
+The model is :class:`online_models.recommender.MeetupAffinity`: river ``reco.BiasedMF`` over
+members × meetups plus each member's tag profile (smoothed lift of the meetup's tags among their
+positives), which is what ranks a brand-new meetup before anyone has answered it.  After every
+batch, each member who RSVP'd or reacted in it gets ``pulse:recs:{community}:{member}``: a
+sorted set of up to ``k`` upcoming meetups (``starts_at`` after the community's event time, not
+full, not already answered) → score, written as ``DEL`` + ``ZADD`` + ``EXPIRE`` (until the last
+of them starts, at most ``recs_ttl_seconds``).  Members who were not active keep their previous
+set until it expires.
+
+Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
+model (LRU), ``max_meetups`` meetups in the catalog (dropped ``keep_after_start_ms`` after they
+start, when check-ins stop), ``max_posts`` post → tags entries.  Cost per batch is one pass over
+the upcoming meetups, then per active member one matrix-vector product and a tag-profile lookup
+per upcoming meetup tag.
+
+>>> from schemas.events import Rsvp
+>>> op = MeetupRecommender()
+>>> states = {"c": op.new_state("c")}
+>>> day, t0 = 86_400_000, 1_767_225_600_000
+>>> out = op.apply_batch(states, [
+...     Rsvp("e1", "c", "ann", t0, "m1", "going", ("meetup", "ai"), t0 + day, 50),
+...     Rsvp("e2", "c", "bob", t0, "m2", "going", ("meetup", "hiring"), t0 + 2 * day, None),
+... ])
+>>> [c[:2] + c[3:] for c in out.commands if c[0] == "ZADD"]  # each is offered the meetup they did not answer
+[['ZADD', 'pulse:recs:c:ann', 'm2'], ['ZADD', 'pulse:recs:c:bob', 'm1']]
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from online_models.recommender import MeetupAffinity
+from online_models.text_features import normalize_tag
+from schemas.events import Event, Post, Reaction, Rsvp
+from streams.operators.base import Observation, Output, RedisCommand
+
+__all__ = ["MeetupInfo", "MeetupRecommender", "RecoConfig", "RecoState", "recs_key"]
+
+DAY_MS = 86_400_000
+NEVER = 2**62
+RATING = {"going": 1.0, "attended": 1.0, "maybe": 0.5, "declined": 0.0, "cancelled": 0.0}
+GOING = frozenset({"going", "attended"})
+INTEREST_REACTIONS = frozenset({"like", "love", "thanks", "insightful", "laugh"})
+KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
+
+
+def recs_key(community: str, member: str) -> str:
+    return f"pulse:recs:{community}:{member}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecoConfig:
+    """Knobs of :class:`MeetupRecommender`; the memory limits are per community."""
+
+    k: int = 5
+    n_factors: int = 8
+    learning_rate: float = 0.05
+    l2: float = 0.01
+    tag_weight: float = 0.0  # tags as extra factor items: no gain on the eval stream, twice the cost
+    content_weight: float = 1.0
+    init_std: float = 0.1
+    reaction_rating: float = 1.0
+    negatives: int = 1  # sampled negatives per positive RSVP
+    max_members: int = 2_000
+    max_items: int = 1_000  # meetups + tags held by the factor model
+    max_meetups: int = 300  # meetup catalog
+    max_posts: int = 2_000  # post → tags, for reactions
+    keep_after_start_ms: int = DAY_MS  # late check-ins (attended) still teach the model
+    recs_ttl_seconds: int = 7 * 86_400
+    seed: int = 7
+
+
+class MeetupInfo:
+    """What the catalog knows of a meetup (from its RSVPs): start, tags, capacity, who answered."""
+
+    __slots__ = ("capacity", "going", "responders", "starts_at", "tags")
+
+    def __init__(self, starts_at: int | None, tags: tuple[str, ...], capacity: int | None) -> None:
+        self.starts_at = starts_at
+        self.tags = tags
+        self.capacity = capacity
+        self.going = 0
+        self.responders: dict[str, str] = {}  # member → latest status
+
+    def __reduce__(self) -> tuple[Any, ...]:  # faster to pickle than __getstate__ (no copyreg)
+        return _restore_meetup, (self.capacity, self.going, self.responders, self.starts_at, self.tags)
+
+    def is_full(self) -> bool:
+        return self.capacity is not None and self.going >= self.capacity
+
+
+def _restore_meetup(*state: Any) -> MeetupInfo:
+    info = MeetupInfo.__new__(MeetupInfo)
+    info.capacity, info.going, info.responders, info.starts_at, info.tags = state
+    return info
+
+
+class RecoState:
+    __slots__ = ("clock", "meetups", "model", "post_tags", "retire_at")
+
+    def __init__(self, config: RecoConfig) -> None:
+        self.model = MeetupAffinity(
+            n_factors=config.n_factors,
+            learning_rate=config.learning_rate,
+            l2=config.l2,
+            tag_weight=config.tag_weight,
+            content_weight=config.content_weight,
+            max_users=config.max_members,
+            max_items=config.max_items,
+            init_std=config.init_std,
+            seed=config.seed,
+        )
+        self.meetups: dict[str, MeetupInfo] = {}  # first-seen order
+        self.post_tags: dict[str, tuple[str, ...]] = {}  # oldest first
+        self.clock = 0
+        self.retire_at = NEVER  # event time at which the earliest meetup in the catalog retires
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore_state, (self.clock, self.meetups, self.model, self.post_tags, self.retire_at)
+
+
+def _restore_state(*state: Any) -> RecoState:
+    s = RecoState.__new__(RecoState)
+    s.clock, s.meetups, s.model, s.post_tags, s.retire_at = state
+    return s
+
+
+class MeetupRecommender:
+    """Stateful operator ``recommendations``: see the module docstring."""
+
+    name = "recommendations"
+
+    def __init__(self, config: RecoConfig | None = None) -> None:
+        self.config = config or RecoConfig()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MeetupRecommender:
+        """Factory for the registry (``reco_top_k`` from the settings when it exists)."""
+        return cls(RecoConfig(k=int(getattr(settings, "reco_top_k", RecoConfig().k))))
+
+    def new_state(self, community: str) -> RecoState:
+        return RecoState(self.config)
+
+    def apply_batch(self, states: dict[str, RecoState], events: Sequence[Event]) -> Output:
+        out = Output()
+        active: dict[str, dict[str, None]] = {}
+        for ev in events:
+            state = states[ev.community]
+            members = active.get(ev.community)
+            if members is None:
+                members = active[ev.community] = {}
+            if ev.ts > state.clock:
+                state.clock = ev.ts
+                if ev.ts >= state.retire_at:
+                    self._retire(state)
+            cls = ev.__class__
+            if cls is Rsvp:
+                self._rsvp(state, ev)  # type: ignore[arg-type]
+                members[ev.member] = None
+            elif cls is Reaction:
+                if self._reaction(state, ev):  # type: ignore[arg-type]
+                    members[ev.member] = None
+            elif cls is Post:
+                self._post(state, ev)  # type: ignore[arg-type]
+        for community, members in active.items():
+            state = states[community]
+            out.commands += self._publish(community, state, members)
+            upcoming = sum(1 for m in state.meetups.values() if (m.starts_at or 0) > state.clock)
+            out.observations.append(Observation("reco_upcoming_meetups", community, float(upcoming)))
+        return out
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    def _rsvp(self, state: RecoState, ev: Rsvp) -> None:
+        cfg = self.config
+        info = state.meetups.get(ev.meetup)
+        tags = tuple(dict.fromkeys(normalize_tag(t) for t in ev.meetup_tags))
+        if info is None:
+            info = state.meetups[ev.meetup] = MeetupInfo(ev.starts_at, tags, ev.capacity)
+            if len(state.meetups) > cfg.max_meetups:
+                self._drop(state, next(iter(state.meetups)))
+        else:  # the latest RSVP carries the publisher's latest view of the meetup
+            info.starts_at = ev.starts_at if ev.starts_at is not None else info.starts_at
+            info.tags = tags or info.tags
+            info.capacity = ev.capacity
+        if info.starts_at is not None:
+            state.retire_at = min(state.retire_at, info.starts_at + cfg.keep_after_start_ms)
+        before = info.responders.get(ev.member)
+        info.going += (ev.status in GOING) - (before in GOING)
+        info.responders[ev.member] = ev.status
+        y = RATING.get(ev.status, 0.0)
+        state.model.learn_one(ev.member, ev.meetup, y, info.tags)
+        if ev.status == "going" and cfg.negatives:
+            pool = [
+                mid
+                for mid, m in state.meetups.items()
+                if mid != ev.meetup and (m.starts_at or 0) > ev.ts and ev.member not in m.responders
+            ]
+            h = zlib.crc32(ev.id.encode())
+            for i in range(min(cfg.negatives, len(pool))):
+                mid = pool[(h + i * 7919) % len(pool)]
+                state.model.learn_one(ev.member, mid, 0.0, state.meetups[mid].tags)
+
+    def _reaction(self, state: RecoState, ev: Reaction) -> bool:
+        tags = state.post_tags.get(ev.post)
+        if not tags or ev.reaction not in INTEREST_REACTIONS:
+            return False
+        state.model.learn_tags(ev.member, tags, self.config.reaction_rating)
+        return True
+
+    def _post(self, state: RecoState, ev: Post) -> None:
+        tags = tuple(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
+        if not tags:
+            return
+        posts = state.post_tags
+        posts.pop(ev.post, None)
+        posts[ev.post] = tags
+        if len(posts) > self.config.max_posts:
+            del posts[next(iter(posts))]
+
+    def _retire(self, state: RecoState) -> None:
+        """Drop meetups whose check-ins are over; the catalog is scanned only when one is due."""
+        keep = self.config.keep_after_start_ms
+        horizon = state.clock - keep
+        for mid in [
+            mid for mid, m in state.meetups.items() if m.starts_at is not None and m.starts_at <= horizon
+        ]:
+            self._drop(state, mid)
+        starts = [m.starts_at for m in state.meetups.values() if m.starts_at is not None]
+        state.retire_at = min(starts) + keep if starts else NEVER
+
+    def _drop(self, state: RecoState, meetup: str) -> None:
+        del state.meetups[meetup]
+        state.model.forget_item(meetup)
+
+    # -- ranking ----------------------------------------------------------------------------------
+
+    def candidates(self, state: RecoState) -> list[str]:
+        """Meetups that can be recommended now: upcoming in event time and not full."""
+        clock = state.clock
+        return [
+            mid
+            for mid, m in state.meetups.items()
+            if m.starts_at is not None and m.starts_at > clock and not m.is_full()
+        ]
+
+    def recommend(
+        self, state: RecoState, member: str, k: int | None = None, cache: Any = None
+    ) -> list[tuple[str, float]]:
+        """Top ``k`` (meetup, score) for ``member``, best first, answered meetups left out."""
+        if cache is None:
+            cache = self._vectors(state)
+        mids, biases, vectors, tags = cache
+        if not mids:
+            return []
+        scores = state.model.score_many(member, biases, vectors, tags)
+        meetups = state.meetups
+        ranked = [
+            (round(float(s), 6), mid)
+            for mid, s in zip(mids, scores, strict=True)
+            if member not in meetups[mid].responders
+        ]
+        best = heapq.nsmallest(k or self.config.k, ranked, key=lambda sm: (-sm[0], sm[1]))
+        return [(mid, s) for s, mid in best]
+
+    def _vectors(self, state: RecoState) -> tuple[list[str], np.ndarray, np.ndarray, list[tuple[str, ...]]]:
+        mids = self.candidates(state)
+        tags = [state.meetups[mid].tags for mid in mids]
+        biases, vectors = state.model.item_vectors(list(zip(mids, tags, strict=True)))
+        return mids, biases, vectors, tags
+
+    def _publish(self, community: str, state: RecoState, members: dict[str, None]) -> list[RedisCommand]:
+        commands: list[RedisCommand] = []
+        cache = self._vectors(state)
+        ttl = self.config.recs_ttl_seconds
+        for member in members:
+            key = recs_key(community, member)
+            commands.append(["DEL", key])
+            recs = self.recommend(state, member, cache=cache)
+            if not recs:
+                continue
+            zadd: RedisCommand = ["ZADD", key]
+            for mid, score in recs:
+                zadd += [score, mid]
+            commands.append(zadd)
+            last_start = max(state.meetups[mid].starts_at or 0 for mid, _ in recs)
+            commands.append(["EXPIRE", key, max(1, min(ttl, -(-(last_start - state.clock) // 1000)))])
+        return commands

@@ -1,0 +1,179 @@
+"""The one path data takes: raw messages → decode/validate → lateness and de-duplication → operators.
+
+:meth:`Pipeline.apply_batch` is pure with respect to the outside world: it knows nothing of
+Kafka, Faust or Redis.  It takes a batch of :class:`Message` (from any engine, or from a list
+in a test) and the per-partition :class:`PartitionProgress`, and returns a :class:`BatchResult`
+holding everything a sink must write in one transaction: operator changes, the new progress
+of each partition (next offset, watermark, ids applied per window) and the dead letters.
+
+Progress is per topic-partition, as in Kafka Streams: a partition's watermark (highest event
+time seen) decides lateness, and de-duplication remembers the ids applied per window only
+until the window is closed (window end + grace behind the watermark), which bounds memory.
+A retried event has the same key and so lands on the same partition.
+
+>>> from streams.config import Settings
+>>> p = Pipeline(Settings(_env_file=None))
+>>> post = b'{"id":"e1","community":"c1","member":"ann","ts":1767225600000,"post":"p1","text":"hi"}'
+>>> progress = {}
+>>> r = p.apply_batch([Message("posts", 0, 0, b"c1", post), Message("posts", 0, 1, b"c1", post),
+...                    Message("posts", 0, 2, b"c1", b"oops")], progress)
+>>> len(r.events), r.duplicates, [(d.reason, d.message.offset) for d in r.dead_letters]
+(1, 1, [('invalid_json', 2)])
+>>> progress[("posts", 0)].next_offset, r.activity[("c1", 1767225600)].posts
+(3, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from schemas.events import Event, EventDecoder, Rejection
+from streams.config import Settings
+from streams.operators.activity import ActivityWindow, WindowDelta
+
+TopicPartition = tuple[str, int]
+"""(logical topic name, partition)."""
+
+
+class Message(NamedTuple):
+    """One consumed Kafka record, engine-neutral.  ``topic`` is the logical name (no prefix)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class DeadLetter(NamedTuple):
+    message: Message
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class PartitionProgress:
+    """What a partition has applied: restored from the store on assignment, saved with every batch."""
+
+    next_offset: int = -1  # -1: nothing applied yet, start at the beginning
+    watermark: int = 0  # highest event time (ms) of any valid event seen on the partition
+    seen: dict[int, set[str]] = field(default_factory=dict)  # open window start → ids applied
+
+
+@dataclass(slots=True)
+class PartitionChange:
+    """How one partition's progress moved in one batch (what the sink persists)."""
+
+    expected_offset: int  # next offset before the batch: the fence
+    next_offset: int
+    watermark: int
+    new_ids: dict[int, list[str]] = field(default_factory=dict)
+    closed_windows: list[int] = field(default_factory=list)
+    open_windows: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    events: list[Event]
+    dead_letters: list[DeadLetter]
+    duplicates: int
+    partitions: dict[TopicPartition, PartitionChange]
+    activity: dict[tuple[str, int], WindowDelta]
+    messages: int = 0
+    commands: list[list[Any]] = field(default_factory=list)  # stateful operators' writes + snapshots
+
+
+class Pipeline:
+    """Validates and routes a batch through the operators.  Mutates the given progress in place:
+    if the sink then fails to commit, the engine either retries the same result or throws all
+    in-memory state away and restores it from the store (see :mod:`streams.engines`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.window_seconds = settings.window_seconds
+        self.grace_ms = settings.grace_seconds * 1000
+        self.decoder = EventDecoder(settings.max_message_bytes, settings.max_future_seconds * 1000)
+        self.activity = ActivityWindow(
+            settings.window_seconds,
+            settings.member_post_weight,
+            settings.member_reaction_weight,
+            settings.member_rsvp_weight,
+        )
+
+    def apply_batch(
+        self, messages: Sequence[Message], progress: dict[TopicPartition, PartitionProgress]
+    ) -> BatchResult:
+        size = self.window_seconds
+        size_ms = size * 1000
+        grace_ms = self.grace_ms
+        decode = self.decoder.decode
+        latest_ts = self.decoder.latest_ts()  # the clock, once per batch
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        changes: dict[TopicPartition, PartitionChange] = {}
+        duplicates = 0
+        processed = 0
+        for msg in messages:
+            tp = (msg.topic, msg.partition)
+            prog = progress.get(tp)
+            if prog is None:
+                prog = progress[tp] = PartitionProgress()
+            if msg.offset < prog.next_offset:
+                continue  # applied before a restart or rebalance: skip, never apply twice
+            change = changes.get(tp)
+            if change is None:
+                change = changes[tp] = PartitionChange(prog.next_offset, prog.next_offset, prog.watermark)
+            prog.next_offset = msg.offset + 1
+            processed += 1
+            ev = decode(msg.topic, msg.value, latest_ts)
+            if ev.__class__ is Rejection:
+                dead.append(DeadLetter(msg, ev.reason, ev.detail))  # type: ignore[union-attr]
+                continue
+            ts = ev.ts  # type: ignore[union-attr]
+            if ts > prog.watermark:
+                prog.watermark = ts
+            start = ts // 1000 // size * size
+            if prog.watermark - (start * 1000 + size_ms) > grace_ms:
+                dead.append(
+                    DeadLetter(
+                        msg,
+                        "late",
+                        f"ts {ts} is in window {start}, closed {grace_ms} ms after its end;"
+                        f" partition watermark is {prog.watermark}",
+                    )
+                )
+                continue
+            seen = prog.seen.get(start)
+            if seen is None:
+                seen = prog.seen[start] = set()
+            ev_id = ev.id  # type: ignore[union-attr]
+            if ev_id in seen:
+                duplicates += 1
+                continue
+            seen.add(ev_id)
+            new_ids = change.new_ids.get(start)
+            if new_ids is None:
+                new_ids = change.new_ids[start] = []
+            new_ids.append(ev_id)
+            events.append(ev)  # type: ignore[arg-type]
+        for tp, change in changes.items():
+            prog = progress[tp]
+            change.next_offset = prog.next_offset
+            change.watermark = prog.watermark
+            horizon = prog.watermark - grace_ms
+            for start in list(prog.seen):
+                if start * 1000 + size_ms < horizon:
+                    del prog.seen[start]
+                    change.closed_windows.append(start)
+                    change.new_ids.pop(start, None)
+            change.open_windows = sorted(prog.seen)
+        return BatchResult(
+            events=events,
+            dead_letters=dead,
+            duplicates=duplicates,
+            partitions=changes,
+            activity=self.activity.apply_batch(events),
+            messages=processed,
+        )

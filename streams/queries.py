@@ -1,0 +1,55 @@
+"""The read side of the Redis contract: what the CLI, the demo and the HTTP API show.
+
+Readers never touch Kafka, and only read the documented keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from streams.sinks.redis_store import windows_key
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    name: str
+    score: float
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def windows(client: redis.Redis, window_seconds: int, limit: int = 24) -> list[int]:
+    """The newest window starts with data, newest first."""
+    return [int(float(s)) for s in client.zrevrange(windows_key(window_seconds), 0, limit - 1)]
+
+
+def current_window(client: redis.Redis, window_seconds: int) -> int | None:
+    latest = windows(client, window_seconds, 1)
+    return latest[0] if latest else None
+
+
+def top_communities(client: redis.Redis, window_seconds: int, start: int, limit: int = 10) -> list[Ranked]:
+    key = f"pulse:lb:communities:{window_seconds}s:{start}"
+    return [Ranked(_s(m), s) for m, s in client.zrevrange(key, 0, limit - 1, withscores=True)]
+
+
+def top_members(
+    client: redis.Redis, community: str, window_seconds: int, start: int, limit: int = 10
+) -> list[Ranked]:
+    key = f"pulse:lb:members:{community}:{window_seconds}s:{start}"
+    return [Ranked(_s(m), s) for m, s in client.zrevrange(key, 0, limit - 1, withscores=True)]
+
+
+def activity(client: redis.Redis, community: str, window_seconds: int, start: int) -> dict[str, float]:
+    """The window's hash as numbers (empty when the community had no events then)."""
+    raw = client.hgetall(f"pulse:activity:{community}:{window_seconds}s:{start}")
+    return {_s(k): float(v) for k, v in raw.items()}
+
+
+def applied_offsets(client: redis.Redis) -> dict[str, int]:
+    """Next offset per input partition (``topic:partition``) as stored with the state."""
+    return {_s(k)[2:]: int(v) for k, v in client.hgetall("pulse:progress").items() if _s(k).startswith("o:")}

@@ -1,0 +1,90 @@
+"""Stateful operators in the real worker: their documented keys appear, the activity state stays
+exact beside them, and a worker killed mid-stream continues its models from the snapshots."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+
+from streams.publisher import Outgoing, Publisher
+from streams.simulator import SimConfig, Simulator
+from streams.topics import ensure_topics
+from tests.test_crash_safety import check_exact, wait_progress_changes
+from tests.workers import pulse, stop, wait_caught_up
+
+pytestmark = pytest.mark.slow
+
+
+def publish(settings, **config) -> None:
+    sim = Simulator(SimConfig(**config))
+    Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
+
+
+def keys(client, pattern: str) -> list[str]:
+    return sorted(k.decode() for k in client.scan_iter(pattern, count=1000))
+
+
+def scored_windows(client) -> int:
+    return sum(int(client.hget(k, "scored") or 0) for k in keys(client, "pulse:forecast:*"))
+
+
+def test_operator_keys_appear_beside_exact_activity(make_settings, redis_client, tmp_path):
+    settings = make_settings(partitions=2, operators="forecasts,turnout")
+    ensure_topics(settings)
+    publish(settings, seed=21, events=20_000, communities=6, members=600, span_seconds=3 * 86400)
+    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
+    try:
+        wait_caught_up(redis_client, settings, timeout=240, proc=worker)
+    finally:
+        stop(worker)
+    check_exact(redis_client, settings)
+    forecasts = keys(redis_client, "pulse:forecast:*")
+    assert len(forecasts) == 6
+    fields = {k.decode() for k in redis_client.hgetall(forecasts[0])}
+    assert {"demand", "supply", "gap", "mae", "mae_last_value", "mae_seasonal", "tags"} <= fields
+    meetups = keys(redis_client, "pulse:meetup:*")
+    assert meetups
+    meetup = {k.decode(): v.decode() for k, v in redis_client.hgetall(meetups[0]).items()}
+    wanted = {"community", "going", "maybe", "cancelled", "predicted_turnout", "capacity", "predicted_fill"}
+    assert wanted <= set(meetup)
+    assert scored_windows(redis_client) > 6 * 24  # three days of hourly windows, predicted then scored
+
+
+def test_killed_worker_continues_its_models_from_the_snapshots(make_settings, redis_client, tmp_path):
+    """A killed and restarted worker ends where an uninterrupted one does; one that lost its models
+    would have scored about a day fewer windows per community."""
+    settings = make_settings(partitions=2, batch_max=500, operators="forecasts,turnout")
+    ensure_topics(settings)
+    publish(settings, seed=22, events=30_000, communities=6, members=600, span_seconds=4 * 86400)
+    log = tmp_path / "worker.log"
+    worker = pulse("worker", settings=settings, log=log)
+    deadline = time.monotonic() + 120
+    while scored_windows(redis_client) < 6 * 6:  # about six hours into the stream
+        assert time.monotonic() < deadline and worker.poll() is None
+        wait_progress_changes(redis_client)
+    stop(worker, signal.SIGKILL)
+    before = scored_windows(redis_client)
+    assert redis_client.hlen("pulse:state:forecasts") >= 1
+    worker = pulse("worker", settings=settings, log=log)
+    try:
+        wait_caught_up(redis_client, settings, timeout=240, proc=worker)
+    finally:
+        stop(worker)
+    check_exact(redis_client, settings)
+
+    clean_url = settings.redis_url.rsplit("/", 1)[0] + "/1"
+    clean = redis.Redis.from_url(clean_url)
+    clean.flushdb()
+    group = f"{settings.group_id}-clean"
+    uninterrupted = settings.model_copy(update={"redis_url": clean_url, "group_id": group})
+    worker = pulse("worker", settings=uninterrupted, log=tmp_path / "clean.log")
+    try:
+        wait_caught_up(clean, uninterrupted, timeout=240, proc=worker)
+    finally:
+        stop(worker)
+    expected = scored_windows(clean)
+    assert expected > 6 * 48
+    assert abs(scored_windows(redis_client) - expected) <= 6, (scored_windows(redis_client), expected, before)

@@ -1,0 +1,95 @@
+"""Real worker processes for end-to-end tests: start ``pulse worker``, wait for it, kill it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from streams.bench import settings_env
+from streams.config import INPUT_TOPICS, Settings
+from tests import reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def isolated_settings(test_id: str, **overrides: Any) -> Settings:
+    """Settings on the test session's services with topics and a group of their own (``test_id``);
+    ``metrics_port=0`` (no HTTP server) and ``session_timeout_ms=6000`` unless overridden."""
+    defaults: dict[str, Any] = {
+        "topic_prefix": f"t{test_id}.",
+        "group_id": f"pulse-{test_id}",
+        "metrics_port": 0,
+        "session_timeout_ms": 6000,
+    }
+    return Settings(_env_file=None, **{**defaults, **overrides})
+
+
+def pulse(*args: str, settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``pulse ARGS`` as a child process with ``settings`` in its environment."""
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=settings_env(settings),
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def end_offsets(settings: Settings) -> dict[str, int]:
+    """Last offset + 1 per non-empty input partition, as ``topic:partition``.
+
+    Read from the records themselves: Tansu's ``get_watermark_offsets`` reports the first offset
+    of the last produced batch + 1, not the partition's end.
+    """
+    ends: dict[str, int] = {}
+    for logical in INPUT_TOPICS:
+        for rec in reference.read_topic(settings.kafka_bootstrap, settings.topic(logical)):
+            ends[f"{rec.topic}:{rec.partition}"] = rec.offset + 1
+    return ends
+
+
+def applied(client: redis.Redis) -> dict[str, int]:
+    return {
+        k.decode()[2:]: int(v) for k, v in client.hgetall("pulse:progress").items() if k.startswith(b"o:")
+    }
+
+
+def wait_caught_up(
+    client: redis.Redis, settings: Settings, timeout: float = 120, proc: subprocess.Popen[bytes] | None = None
+) -> float:
+    """Block until Redis's stored offsets reach every input partition's end; returns seconds waited."""
+    ends = {k: v for k, v in end_offsets(settings).items() if v > 0}
+    started = time.monotonic()
+    while True:
+        done = applied(client)
+        if all(done.get(k, 0) >= v for k, v in ends.items()):
+            return time.monotonic() - started
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"worker exited with {proc.returncode} before catching up")
+        if time.monotonic() - started > timeout:
+            missing = {k: (done.get(k, 0), v) for k, v in ends.items() if done.get(k, 0) < v}
+            raise AssertionError(f"not caught up after {timeout} s: {missing}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    """Signal the worker's whole process group and wait for it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode

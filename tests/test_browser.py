@@ -124,7 +124,7 @@ class PageWatch:
         assert foreign == [], "the page must load nothing from elsewhere"
 
 
-def wait_inside_one_window(margin: float = 45) -> None:
+def wait_inside_one_window(margin: float = 75) -> None:
     """Sleep past a window boundary that is closer than ``margin`` seconds: the test's events must
     all land in one window, or "current" would switch under the leaderboard being watched."""
     left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
@@ -156,16 +156,21 @@ def save(page: Any, name: str) -> Path:
     return path
 
 
+def fill_current_window(pipeline: Pipeline) -> None:
+    """Six made-up communities active right now, so the current window has a board of its own.
+
+    The simulator's stream ends when the module's pipeline starts; by the time a test runs, the
+    wall clock may be in a later window that holds nothing else, so the test makes its own rows.
+    """
+    wait_inside_one_window()
+    pipeline.publish([*(m for i in range(6) for m in reactions(f"zz-browser-{'abcdef'[i]}", 14 - 2 * i))])
+
+
 def test_leaderboard_reorders_and_alert_appears_without_reload(
     browser: Any, pipeline: Pipeline, live_url: str
 ) -> None:
     client = pipeline.client
-    wait_inside_one_window()
-    # A few made-up communities active right now: whatever window the simulator's stream ended
-    # in, the current window is now the one the rest of the test writes to.
-    pipeline.publish(
-        [*reactions("zz-browser-a", 12), *reactions("zz-browser-b", 6), *reactions("zz-browser-c", 3)]
-    )
+    fill_current_window(pipeline)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     watch = PageWatch(page, live_url)
     page.goto(f"{live_url}/")
@@ -250,6 +255,7 @@ def test_leaderboard_reorders_and_alert_appears_without_reload(
 
 
 def test_wall_display_mode_is_large_and_fits(browser: Any, pipeline: Pipeline, live_url: str) -> None:
+    fill_current_window(pipeline)
     sizes = {}
     for mode, query, viewport in (("laptop", "", (1366, 768)), ("wall", "?wall=1", (1920, 1080))):
         page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})

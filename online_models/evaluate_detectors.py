@@ -393,13 +393,21 @@ def _alerts(sc: Scenario) -> list[dict[str, Any]]:
 
 def end_to_end(scs: Sequence[Scenario], jobs: int = 1) -> tuple[Tally, dict[str, Any]]:
     """Table 2: the shipped operator (default config), alerts as it emits them."""
-    tally = Tally()
-    extra: dict[str, Any] = {"recovered": 0, "caught": 0, "activity_fa": 0, "weeks": 0.0, "collapse": []}
     with ProcessPoolExecutor(jobs) as pool:
         results = list(pool.map(_alerts, scs, chunksize=1))
-    for sc, alerts in zip(scs, results, strict=True):
-        drops = [a["ts"] for a in alerts if a["kind"] == "atmosphere_drop"]
-        quiet = [a["ts"] for a in alerts if a["kind"] == "activity_drop"]
+    return score_alerts(scs, results)
+
+
+def score_alerts(
+    scs: Sequence[Scenario], alerts: Sequence[Sequence[dict[str, Any]]]
+) -> tuple[Tally, dict[str, Any]]:
+    """Score each scenario's alerts (JSON documents as the operator publishes them, oldest first):
+    drop delays and false alarms (:class:`Tally`), recoveries, and the activity-collapse figures."""
+    tally = Tally()
+    extra: dict[str, Any] = {"recovered": 0, "caught": 0, "activity_fa": 0, "weeks": 0.0, "collapse": []}
+    for sc, found in zip(scs, alerts, strict=True):
+        drops = [a["ts"] for a in found if a["kind"] == "atmosphere_drop"]
+        quiet = [a["ts"] for a in found if a["kind"] == "activity_drop"]
         if sc.kind == "collapse":
             change = sc.change_ms or 0
             hit = [t for t in quiet if change <= t < change + DROP_MS + HOUR_MS]
@@ -411,12 +419,38 @@ def end_to_end(scs: Sequence[Scenario], jobs: int = 1) -> tuple[Tally, dict[str,
         extra["weeks"] += sc.days / 7
         tally.add(sc, drops)
         if sc.kind == "drop" and sc.change_ms is not None:
-            caught = [a for a in alerts if a["kind"] == "atmosphere_drop" and a["ts"] >= sc.change_ms]
+            caught = [a for a in found if a["kind"] == "atmosphere_drop" and a["ts"] >= sc.change_ms]
             if caught:
                 extra["caught"] += 1
                 first = caught[0]["id"]
-                extra["recovered"] += any(a.get("recovers", {}).get("id") == first for a in alerts)
+                extra["recovered"] += any(a.get("recovers", {}).get("id") == first for a in found)
     return tally, extra
+
+
+def print_end_to_end(tally: Tally, extra: dict[str, Any], title: str) -> None:
+    """Table 2's lines: per drop kind and language the delays, then false alarms and collapses."""
+    print(f"\n{title}")
+    for rate in (20.0, 60.0, 200.0):
+        for sev in ("moderate", "severe"):
+            for lang in ("en", "zh"):
+                ds = tally.delays.get((lang, sev, rate, "drop"), [])
+                caught = [d for d in ds if d is not None]
+                print(
+                    f"  drop {sev:8s} {lang} {rate:5g} posts/h: caught {len(caught)}/{len(ds)}, "
+                    f"<=10 min {sum(d <= 10 for d in caught)}/{len(ds)}, delays (min) "
+                    f"{', '.join(f'{d:.0f}' for d in sorted(caught))}"
+                )
+    print(
+        f"  false atmosphere alerts per community-week: steady {_fmt(tally.fa_rate('steady'))}, "
+        f"neutral spike {_fmt(tally.fa_rate('spike'))}, low volume {_fmt(tally.fa_rate('low'))}"
+    )
+    print(f"  recoveries after caught drops: {extra['recovered']}/{extra['caught']}")
+    collapse = extra["collapse"]
+    print(
+        f"  activity collapse caught {sum(d is not None for d in collapse)}/{len(collapse)}, delays (min) "
+        f"{', '.join(f'{d:.0f}' for d in collapse if d is not None)}; false activity alerts per "
+        f"community-week {extra['activity_fa'] / extra['weeks']:.2f}"
+    )
 
 
 def bench(events: Sequence[Event], batch: int = 2000) -> dict[str, float]:
@@ -469,28 +503,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{'':17s} | {_fmt(t.precision(), True)}"
             )
     tally, extra = end_to_end(scs, args.jobs)
-    print("\nTable 2 (shipped AtmosphereIndex, default config)")
-    for rate in (20.0, 60.0, 200.0):
-        for sev in ("moderate", "severe"):
-            for lang in ("en", "zh"):
-                ds = tally.delays.get((lang, sev, rate, "drop"), [])
-                caught = [d for d in ds if d is not None]
-                print(
-                    f"  drop {sev:8s} {lang} {rate:5g} posts/h: caught {len(caught)}/{len(ds)}, "
-                    f"<=10 min {sum(d <= 10 for d in caught)}/{len(ds)}, delays (min) "
-                    f"{', '.join(f'{d:.0f}' for d in sorted(caught))}"
-                )
-    print(
-        f"  false atmosphere alerts per community-week: steady {_fmt(tally.fa_rate('steady'))}, "
-        f"neutral spike {_fmt(tally.fa_rate('spike'))}, low volume {_fmt(tally.fa_rate('low'))}"
-    )
-    print(f"  recoveries after caught drops: {extra['recovered']}/{extra['caught']}")
-    collapse = extra["collapse"]
-    print(
-        f"  activity collapse caught {sum(d is not None for d in collapse)}/{len(collapse)}, delays (min) "
-        f"{', '.join(f'{d:.0f}' for d in collapse if d is not None)}; false activity alerts per "
-        f"community-week {extra['activity_fa'] / extra['weeks']:.2f}"
-    )
+    print_end_to_end(tally, extra, "Table 2 (shipped AtmosphereIndex, default config)")
     sample = generate(Scenario("drop", "en", 200.0, days=1.0, seed=9, change_h=12.0))
     sample += generate(Scenario("drop", "zh", 200.0, days=1.0, seed=9, change_h=12.0))
     sample.sort(key=lambda e: e.ts)

@@ -299,13 +299,14 @@ def evaluate(
             community = cmd[1].removeprefix("pulse:forecast:")
             published[(community, fields["window"])] = (fields["demand"], fields["supply"])
         for cmd in t_out.commands:
-            if cmd[0] == "HSET":
+            if cmd[0] == "HSET" and cmd[1].startswith("pulse:meetup:"):
                 meetups[cmd[1].removeprefix("pulse:meetup:")] = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     first = min(ev.ts for ev in events)
     scored_from = first + int(warmup_days * DAY_MS)
+    losses = [(st.log_loss.get(), st.log_loss_base.get(), st.labels) for st in t_states.values()]
     return {
         "forecast": _score_forecasts(events, published, fc, f_states, scored_from),
-        "turnout": _score_turnout(events, meetups, t_states, scored_from),
+        "turnout": _score_turnout(events, meetups, losses, scored_from),
         "speed": {
             "events": len(events),
             "us_per_event_forecasts": 1e6 * spent["forecasts"] / len(events),
@@ -329,9 +330,11 @@ def _score_forecasts(
     events: Sequence[Event],
     published: dict[tuple[str, int], tuple[int, int]],
     op: DemandSupplyForecaster,
-    states: dict[str, Any],
+    states: dict[str, Any] | None,
     scored_from: int,
 ) -> dict[str, Any]:
+    """Published point forecasts vs the naive baselines on the same windows; with the operator's
+    ``states`` (an offline run) also its own counters, cross-checked against the published ones."""
     size = op.size
     truth = _truth(events, size)
     last_ts = max(ev.ts for ev in events)
@@ -360,6 +363,17 @@ def _score_forecasts(
             n += 1
     mae = {k: v / max(1, n) for k, v in errors.items()}
     best = min(mae["last_value"], mae["seasonal"])
+    report: dict[str, Any] = {
+        "windows": n // 2,
+        "mae": mae,
+        "ratio_to_best_naive": mae["model"] / best if best else float("nan"),
+        "by_size": {
+            k: {"ratio": v[0] / min(v[1], v[2]), "mae": v[0] / v[3], "scores": int(v[3])}
+            for k, v in sorted(by_size.items())
+        },
+    }
+    if states is None:
+        return report
     # Cross-check: the operators' own progressive counters (after their per-community warm-up).
     own = [0.0, 0.0]
     own_tags = [0.0, 0.0, 0]
@@ -371,13 +385,7 @@ def _score_forecasts(
         own_tags[1] += err["tags_last_value"].total
         own_tags[2] += err["tags"].n
     return {
-        "windows": n // 2,
-        "mae": mae,
-        "ratio_to_best_naive": mae["model"] / best if best else float("nan"),
-        "by_size": {
-            k: {"ratio": v[0] / min(v[1], v[2]), "mae": v[0] / v[3], "scores": int(v[3])}
-            for k, v in sorted(by_size.items())
-        },
+        **report,
         "operator_mae": own[0] / own[1] if own[1] else None,
         "tag_mae": own_tags[0] / own_tags[2] if own_tags[2] else None,
         "tag_mae_last_value": own_tags[1] / own_tags[2] if own_tags[2] else None,
@@ -409,8 +417,13 @@ def _matches(
 
 
 def _score_turnout(
-    events: Sequence[Event], meetups: dict[str, dict[str, Any]], states: dict[str, Any], scored_from: int
+    events: Sequence[Event],
+    meetups: dict[str, dict[str, Any]],
+    losses: Sequence[tuple[float, float, int]],
+    scored_from: int,
 ) -> dict[str, Any]:
+    """Frozen predictions of ended meetups vs turnout recomputed from the events; log losses of the
+    model and the base rate, pooled from each community's (log loss, base-rate log loss, labels)."""
     latest: dict[str, dict[str, str]] = defaultdict(dict)  # meetup → member → status before the start
     came: dict[str, set[str]] = defaultdict(set)
     starts: dict[str, int] = {}
@@ -434,10 +447,9 @@ def _score_turnout(
         abs_err += abs(predicted - actual)
         actual_total += actual
     loss = [0.0, 0.0, 0]
-    for st in states.values():
-        k = st.labels
-        loss[0] += st.log_loss.get() * k
-        loss[1] += st.log_loss_base.get() * k
+    for model_loss, base_loss, k in losses:
+        loss[0] += model_loss * k
+        loss[1] += base_loss * k
         loss[2] += k
     return {
         "meetups": n,

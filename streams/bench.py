@@ -62,7 +62,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.config import Settings
-from streams.publisher import Outgoing, Publisher
+from streams.publisher import Outgoing, PartitionKey, TrackingPublisher
 from streams.sinks.redis_store import PROGRESS_KEY
 from streams.topics import ensure_topics
 
@@ -77,7 +77,6 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 """The directory holding the ``streams`` package: put on ``PYTHONPATH`` of the subprocesses."""
 
-PartitionKey = tuple[str, int]
 """(full topic name, partition)."""
 
 
@@ -331,37 +330,6 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 # --------------------------------------------------------------------------------------------------
 # Data: simulate, publish, remember the end offsets
 # --------------------------------------------------------------------------------------------------
-
-
-class TrackingPublisher(Publisher):
-    """A :class:`Publisher` that remembers where each message landed (delivery reports).
-
-    ``ends``: highest offset + 1 per partition (the true end; see the module docstring on
-    Tansu's ListOffsets).  With ``stamps`` on, also each message's (partition, offset, CreateTime ms)
-    for latency.
-    """
-
-    def __init__(self, settings: Settings, stamps: bool = False) -> None:
-        super().__init__(settings)
-        self.ends: dict[PartitionKey, int] = {}
-        self.stamps: list[tuple[PartitionKey, int, float]] | None = [] if stamps else None
-
-    def _on_delivery(self, err: object, msg: Any) -> None:
-        if err is not None:
-            self.failed += 1
-            return
-        tp = (msg.topic(), msg.partition())
-        offset = msg.offset()
-        if offset >= self.ends.get(tp, 0):
-            self.ends[tp] = offset + 1
-        if self.stamps is not None:
-            self.stamps.append((tp, offset, float(msg.timestamp()[1])))
-
-    def close(self) -> None:
-        """Close the producer now: a forgotten one keeps reconnecting (and logging) after the
-        bench has stopped the broker."""
-        with contextlib.suppress(Exception):
-            self.producer.close()
 
 
 @dataclass

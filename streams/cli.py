@@ -281,3 +281,33 @@ def bench(**kwargs: Any) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def evaluate() -> None:
+    """Labelled simulator scenarios through the real pipeline, scored against the issues' targets.
+
+    Each runs on its own embedded broker and Redis (never a platform's), publishes the stream as
+    JSON, lets a worker apply it and scores what Redis and the output topics then hold.
+    """
+
+
+@evaluate.command("atmosphere")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Streams per scenario, language, rate.")
+def evaluate_atmosphere(seeds: int) -> None:
+    """Atmosphere drops, spikes, steady and quiet communities: alert delays and false alarms."""
+    from streams.evaluation.atmosphere import evaluate_atmosphere as run
+
+    run(seeds)
+
+
+@evaluate.command("models")
+@click.option("--days", type=int, default=14, show_default=True, help="Simulated days.")
+@click.option("--communities", type=int, default=12, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--warmup-days", type=float, default=2.0, show_default=True, help="Not scored.")
+def evaluate_models(days: int, communities: int, seed: int, warmup_days: float) -> None:
+    """Demand/supply forecasts vs naive baselines, and meetup turnout predictions."""
+    from streams.evaluation.models import evaluate_models as run
+
+    run(days, communities, seed, warmup_days)

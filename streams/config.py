@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         description="Most messages in one Redis transaction (larger batches amortize state snapshots).",
     )
     batch_timeout_ms: int = Field(50, ge=1, description="Longest wait to fill a batch.")
+    align_idle_ms: int = Field(
+        500,
+        ge=0,
+        description="Event-time alignment: how long a quiet input partition may hold back the others of"
+        " its partition number (0: no alignment).",
+    )
+    align_max_held: int = Field(
+        200_000, ge=0, description="Event-time alignment: most messages held per partition number."
+    )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
     metrics_host: str = Field("0.0.0.0", description="Bind address of the Prometheus /metrics endpoint.")
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 disables it.")

@@ -35,6 +35,9 @@ KAFKA_ERRORS = Counter("pulse_kafka_errors", "Errors reported by the Kafka clien
 
 
 ALERTS = Counter("pulse_alerts", "Alerts raised, by kind.", ["kind"])
+ALERT_KINDS = ("atmosphere_drop", "activity_drop", "recovery", "topic_surge", "supply_gap")
+for _kind in ALERT_KINDS:  # every series exists from the start at 0, so increase() sees the first alert
+    ALERTS.labels(_kind)
 ATMOSPHERE = Gauge("pulse_atmosphere_index", "Atmosphere index of the exported communities.", ["community"])
 FORECAST = Gauge(
     "pulse_forecast",

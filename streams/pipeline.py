@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from schemas.events import Event, EventDecoder, Rejection
+from streams.alignment import EventTimeAligner
 from streams.config import Settings
 from streams.operators.activity import ActivityWindow, WindowDelta
 
@@ -101,10 +102,18 @@ class Pipeline:
             settings.member_reaction_weight,
             settings.member_rsvp_weight,
         )
+        self.aligner: EventTimeAligner[tuple[Message, Event | Rejection]] = EventTimeAligner(
+            settings.align_idle_ms, settings.align_max_held
+        )
 
     def apply_batch(
-        self, messages: Sequence[Message], progress: dict[TopicPartition, PartitionProgress]
+        self,
+        messages: Sequence[Message],
+        progress: dict[TopicPartition, PartitionProgress],
+        now: float | None = None,
     ) -> BatchResult:
+        """Decode ``messages``, release what event-time alignment allows (everything when ``now``
+        is None, see :mod:`streams.alignment`) and apply it; held messages wait for a later call."""
         size = self.window_seconds
         size_ms = size * 1000
         grace_ms = self.grace_ms
@@ -115,19 +124,24 @@ class Pipeline:
         changes: dict[TopicPartition, PartitionChange] = {}
         duplicates = 0
         processed = 0
+        aligner = self.aligner
         for msg in messages:
             tp = (msg.topic, msg.partition)
             prog = progress.get(tp)
             if prog is None:
                 prog = progress[tp] = PartitionProgress()
-            if msg.offset < prog.next_offset:
-                continue  # applied before a restart or rebalance: skip, never apply twice
+            buffered = aligner.next_offset(tp)
+            if msg.offset < prog.next_offset or (buffered is not None and msg.offset < buffered):
+                continue  # applied (or held) already, e.g. before a restart or rebalance: never twice
+            ev = decode(msg.topic, msg.value, latest_ts)
+            aligner.add(tp, msg.offset, (msg, ev), None if ev.__class__ is Rejection else ev.ts, now)  # type: ignore[union-attr]
+        for tp, offset, (msg, ev) in aligner.release(now):
+            prog = progress[tp]
             change = changes.get(tp)
             if change is None:
                 change = changes[tp] = PartitionChange(prog.next_offset, prog.next_offset, prog.watermark)
-            prog.next_offset = msg.offset + 1
+            prog.next_offset = offset + 1
             processed += 1
-            ev = decode(msg.topic, msg.value, latest_ts)
             if ev.__class__ is Rejection:
                 dead.append(DeadLetter(msg, ev.reason, ev.detail))  # type: ignore[union-attr]
                 continue

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from confluent_kafka import Producer
 
 from streams.config import Settings
+
+PartitionKey = tuple[str, int]
+"""(full topic name, partition)."""
 
 
 class Outgoing(NamedTuple):
@@ -73,3 +77,34 @@ class Publisher:
         if on_progress:
             on_progress(sent)
         return sent
+
+
+class TrackingPublisher(Publisher):
+    """A :class:`Publisher` that remembers where each message landed (delivery reports).
+
+    ``ends``: highest offset + 1 per partition (the true end; see the module docstring on
+    Tansu's ListOffsets).  With ``stamps`` on, also each message's (partition, offset, CreateTime ms)
+    for latency.
+    """
+
+    def __init__(self, settings: Settings, stamps: bool = False) -> None:
+        super().__init__(settings)
+        self.ends: dict[PartitionKey, int] = {}
+        self.stamps: list[tuple[PartitionKey, int, float]] | None = [] if stamps else None
+
+    def _on_delivery(self, err: object, msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            return
+        tp = (msg.topic(), msg.partition())
+        offset = msg.offset()
+        if offset >= self.ends.get(tp, 0):
+            self.ends[tp] = offset + 1
+        if self.stamps is not None:
+            self.stamps.append((tp, offset, float(msg.timestamp()[1])))
+
+    def close(self) -> None:
+        """Close the producer now: a forgotten one keeps reconnecting (and logging) after the
+        broker has been stopped."""
+        with contextlib.suppress(Exception):
+            self.producer.close()

@@ -56,6 +56,7 @@ class BatchApplier:
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag
         self._pending_output = Output()
         self.totals = {"messages": 0, "applied": 0, "duplicates": 0, "dead_letters": 0}
+        self.align = settings.align_idle_ms > 0
 
     # --- assignment ------------------------------------------------------------------------------
     def restore(self, partitions: list[TopicPartition], wait: Callable[[float], None] = time.sleep) -> None:
@@ -63,6 +64,7 @@ class BatchApplier:
         started = time.perf_counter()
         self.operators.clear()  # reloaded on demand from the snapshots that match the stored offsets
         self.progress = self.with_redis(lambda: self.store.load_progress(partitions), wait)
+        self.pipeline.aligner.assign(partitions, time.monotonic())  # held messages are re-read
         elapsed = time.perf_counter() - started
         metrics.RESTORE_SECONDS.observe(elapsed)
         log.info("restored progress of %d partitions from Redis in %.3f s", len(partitions), elapsed)
@@ -86,9 +88,23 @@ class BatchApplier:
             return result
 
     # --- batches ---------------------------------------------------------------------------------
+    def revoke(self) -> None:
+        """Partitions taken away: forget their progress and whatever alignment held of them."""
+        self.progress.clear()
+        self.pipeline.aligner.assign([], None)
+
+    def caught_up(self, tp: TopicPartition) -> None:
+        """The consumer reached the end of ``tp`` (it holds no other partition back)."""
+        self.pipeline.aligner.caught_up(tp)
+
+    @property
+    def held(self) -> int:
+        """Messages decoded but held back by event-time alignment (applied by a later batch)."""
+        return self.pipeline.aligner.held()
+
     def process(self, messages: Sequence[Message]) -> BatchResult:
         """Run the pipeline and ship dead letters; the caller then commits the result."""
-        result = self.pipeline.apply_batch(messages, self.progress)
+        result = self.pipeline.apply_batch(messages, self.progress, time.monotonic() if self.align else None)
         output = self._run_operators(result)
         for dl in result.dead_letters:
             self._produce_dead_letter(dl.message, dl.reason, dl.detail)

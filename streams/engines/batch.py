@@ -35,7 +35,7 @@ def consumer_config(settings: Settings) -> dict[str, object]:
         "heartbeat.interval.ms": max(100, settings.session_timeout_ms // 4),
         "fetch.wait.max.ms": min(100, settings.batch_timeout_ms),
         "queued.max.messages.kbytes": 262144,
-        "enable.partition.eof": False,
+        "enable.partition.eof": True,  # a partition's end releases what event-time alignment holds
     }
 
 
@@ -81,7 +81,7 @@ class BatchEngine:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.applier.progress.clear()
+        self.applier.revoke()
         self.assignment = []
         self.generation += 1
         consumer.unassign()
@@ -105,7 +105,7 @@ class BatchEngine:
         try:
             while not self.stop_event.is_set() and (max_batches is None or self.batches < max_batches):
                 raw = consumer.consume(batch_max, timeout)
-                if not raw:
+                if not raw and not self.applier.held:
                     continue
                 started = time.perf_counter()
                 generation = self.generation
@@ -113,12 +113,17 @@ class BatchEngine:
                 for m in raw:
                     err = m.error()
                     if err is not None:
-                        self._on_error(err)
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            self.applier.caught_up((logical[m.topic()], m.partition()))
+                        else:
+                            self._on_error(err)
                         continue
                     messages.append(
                         Message(logical[m.topic()], m.partition(), m.offset(), m.key(), m.value())
                     )
                 result = self.applier.process(messages)
+                if not result.messages:
+                    continue  # everything read is held back by event-time alignment, for now
                 committed = self.applier.commit(result, self._wait_paused)
                 if not committed or generation != self.generation:
                     # refused, or a rebalance ran while Redis was away: trust only what Redis holds

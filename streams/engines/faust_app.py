@@ -56,16 +56,26 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(topic, concurrency=1)
     async def apply_events(stream: faust.StreamT) -> None:
-        loop = asyncio.get_running_loop()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_timeout_ms / 1000):
             messages = [
                 Message(logical[m.topic], m.partition, m.offset, m.key, m.value)
                 for m in (e.message for e in events)
             ]
             async with lock:
-                result = applier.process(messages)
-                if not await loop.run_in_executor(None, applier.commit, result):
-                    await _restore(assignment)  # refused: rewind to what Redis holds
+                await _apply(messages)
+
+    @app.timer(interval=max(0.05, settings.align_idle_ms / 2000))
+    async def release_held() -> None:
+        """A quiet stream brings no batch: release what event-time alignment held, once it may."""
+        if applier.held:
+            async with lock:
+                await _apply([])
+
+    async def _apply(messages: list[Message]) -> None:
+        loop = asyncio.get_running_loop()
+        result = applier.process(messages)
+        if result.messages and not await loop.run_in_executor(None, applier.commit, result):
+            await _restore(assignment)  # refused: rewind to what Redis holds
 
     async def _restore(assigned: set[TP]) -> None:
         loop = asyncio.get_running_loop()

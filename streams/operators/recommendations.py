@@ -198,7 +198,7 @@ class MeetupRecommender:
         else:  # the latest RSVP carries the publisher's latest view of the meetup
             info.starts_at = ev.starts_at if ev.starts_at is not None else info.starts_at
             info.tags = tags or info.tags
-            info.capacity = ev.capacity
+            info.capacity = ev.capacity if ev.capacity is not None else info.capacity  # as turnout, kpis
         if info.starts_at is not None:
             state.retire_at = min(state.retire_at, info.starts_at + cfg.keep_after_start_ms)
         before = info.responders.get(ev.member)

@@ -27,6 +27,10 @@ Redis, for every meetup a batch touched (and once more when it ends)::
          attended <going members checked in> walk_ins <n> starts_at <ms|""> state <open|started|ended>
     EXPIRE pulse:meetup:{meetup} <retention_seconds>
 
+and, per community, the progressive validation so far (whenever outcomes were learned)::
+
+    HSET pulse:turnout:{community} log_loss <model> log_loss_base_rate <base rate> labels <n scored>
+
 Bounded memory per community: ``max_meetups`` open meetups (beyond: the least recently
 updated is dropped unlearned), ``max_rsvps`` members per meetup (later RSVPs ignored),
 ``max_members`` member histories (LRU).  Meetups end ``check_in_ms`` after their start;
@@ -176,10 +180,13 @@ class TurnoutPredictor:
         for community, before in labels_before.items():
             st = states[community]
             if st.labels != before:
-                out.observations.append(Observation("turnout_log_loss", community, st.log_loss.get()))
-                out.observations.append(
-                    Observation("turnout_log_loss_base", community, st.log_loss_base.get())
-                )
+                loss, base = st.log_loss.get(), st.log_loss_base.get()
+                out.observations.append(Observation("turnout_log_loss", community, loss))
+                out.observations.append(Observation("turnout_log_loss_base", community, base))
+                out.commands.append(
+                    ["HSET", f"pulse:turnout:{community}", "log_loss", round(loss, 6),
+                     "log_loss_base_rate", round(base, 6), "labels", st.labels]
+                )  # fmt: skip
         return out
 
     # --- events ----------------------------------------------------------------------------------

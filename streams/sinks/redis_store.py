@@ -133,7 +133,9 @@ class RedisStore:
             "ttl": s.retention_seconds,
             "seen": seen,
             "unseen": unseen,
-            "ops": result.commands,
+            # Floats as Python's shortest repr: cjson would hand Lua a double that redis.call prints
+            # with 17 digits (0.3733 stored as 0.37330000000000002).
+            "ops": [[repr(a) if a.__class__ is float else a for a in cmd] for cmd in result.commands],
             "progress": progress,
             "notify": [UPDATES_CHANNEL, orjson.dumps(sorted({c for c, _ in result.activity})).decode()]
             if result.activity

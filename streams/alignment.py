@@ -1,0 +1,134 @@
+"""Event-time alignment of co-partitioned topics: operators see a community's events in time order.
+
+A community's posts, reactions and RSVPs live in three topics, on the same partition number (the
+key is the community).  A consumer catching up on a backlog (a new deployment starting at the
+beginning of its topics, a worker back after an outage) fetches those partitions independently:
+one batch may hold hours of posts and none of the reactions that happened meanwhile.  The
+activity windows do not care (they add counts), but event-time operators do: an atmosphere index
+or a 10-minute activity slot fed all of a day's posts before its reactions sees a day without
+reactions.  Kafka Streams solves this with stream-time synchronisation (``max.task.idle.ms``),
+and so does Pulse: the decoded messages of one *task* (one partition number across the input
+topics) are buffered per topic-partition and released in timestamp order, only up to the
+earliest *frontier* (newest buffered time) of the task's topic-partitions that may still bring
+older events.
+
+A topic-partition stops holding the others back when it is *caught up* (the engine saw its end,
+``enable.partition.eof``), or when nothing has come from it for ``idle_ms`` (what an engine that
+cannot see partition ends relies on; also a safety net).  A task never holds more than
+``max_held`` messages: beyond that it releases in arrival order, so memory stays bounded when
+one topic is far ahead.  Without a clock (``now=None``) nothing is held: tests and replays that
+call the pipeline with a whole stream get it back merged in time order.
+
+Held messages are not applied and their offsets are not stored, so a crash loses nothing: the
+worker re-reads them from Kafka.
+
+>>> a = EventTimeAligner(idle_ms=500, max_held=1000)
+>>> a.assign([("posts", 0), ("reactions", 0)], now=0.0)
+>>> a.add(("posts", 0), 0, "p@10", 10, now=0.0)
+>>> a.add(("posts", 0), 1, "p@30", 30, now=0.0)
+>>> a.add(("reactions", 0), 0, "r@20", 20, now=0.0)
+>>> [item for _, _, item in a.release(now=0.1)]  # reactions may still bring something before 30
+['p@10', 'r@20']
+>>> a.caught_up(("reactions", 0))
+>>> [item for _, _, item in a.release(now=0.2)]
+['p@30']
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+TopicPartition = tuple[str, int]
+Released = tuple[TopicPartition, int, T]  # (topic-partition, offset, item)
+
+
+class _Source(Generic[T]):
+    """One topic-partition: its buffered (ts, offset, item) and what is known of its end."""
+
+    __slots__ = ("buffer", "caught_up", "frontier", "last_seen")
+
+    def __init__(self, now: float | None) -> None:
+        self.buffer: deque[tuple[int, int, T]] = deque()
+        self.caught_up = False
+        self.frontier = -1  # newest event time buffered or released (ms)
+        self.last_seen = now  # wall time of the last message or of the assignment (s)
+
+
+class EventTimeAligner(Generic[T]):
+    """Buffers decoded messages per topic-partition; releases each task in event-time order."""
+
+    def __init__(self, idle_ms: int, max_held: int) -> None:
+        self.idle = idle_ms / 1000
+        self.max_held = max_held
+        self.sources: dict[TopicPartition, _Source[T]] = {}
+
+    # --- what the engine knows -------------------------------------------------------------------
+    def assign(self, partitions: Iterable[TopicPartition], now: float | None) -> None:
+        """Start over with these partitions (after an assignment or a restore): drop every buffer."""
+        self.sources = {tp: _Source(now) for tp in partitions}
+
+    def caught_up(self, tp: TopicPartition) -> None:
+        """The engine reached ``tp``'s end: it holds nobody back until it brings a message."""
+        source = self.sources.get(tp)
+        if source is not None:
+            source.caught_up = True
+
+    def held(self) -> int:
+        return sum(len(s.buffer) for s in self.sources.values())
+
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        """The offset after the last buffered message of ``tp`` (None: nothing buffered)."""
+        source = self.sources.get(tp)
+        return source.buffer[-1][1] + 1 if source is not None and source.buffer else None
+
+    # --- messages --------------------------------------------------------------------------------
+    def add(self, tp: TopicPartition, offset: int, item: T, ts: int | None, now: float | None = None) -> None:
+        """Buffer one message; ``ts`` None (an undecodable message) travels with its predecessor."""
+        source = self.sources.get(tp)
+        if source is None:
+            source = self.sources[tp] = _Source(now)
+        if ts is None or ts < source.frontier:
+            ts = source.frontier  # keep the partition's order: never release a message before its predecessor
+        else:
+            source.frontier = ts
+        source.buffer.append((ts, offset, item))
+        source.caught_up = False
+        source.last_seen = now
+
+    def release(self, now: float | None) -> list[Released[T]]:
+        """What may be applied now, merged in event-time order (each partition's order kept)."""
+        tasks: dict[int, list[tuple[TopicPartition, _Source[T]]]] = {}
+        for tp, source in self.sources.items():
+            tasks.setdefault(tp[1], []).append((tp, source))
+        out: list[Released[T]] = []
+        for members in tasks.values():
+            if not any(s.buffer for _, s in members):
+                continue
+            limit = self._limit(members, now)
+            runs = []
+            for tp, source in members:
+                buf = source.buffer
+                run: list[tuple[int, int, TopicPartition, T]] = []
+                while buf and buf[0][0] <= limit:
+                    ts, offset, item = buf.popleft()
+                    run.append((ts, offset, tp, item))
+                if run:
+                    runs.append(run)
+            out.extend((tp, offset, item) for _, offset, tp, item in heapq.merge(*runs, key=lambda r: r[0]))
+        return out
+
+    def _limit(self, members: list[tuple[TopicPartition, _Source[T]]], now: float | None) -> float:
+        """The newest event time the task may release: the earliest frontier of a source that may
+        still bring older events (neither caught up nor idle)."""
+        if now is None or sum(len(s.buffer) for _, s in members) > self.max_held:
+            return float("inf")
+        limit = float("inf")
+        for _, source in members:
+            if source.caught_up or source.last_seen is None or now - source.last_seen >= self.idle:
+                continue
+            limit = min(limit, source.frontier)
+        return limit

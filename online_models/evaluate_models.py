@@ -295,6 +295,8 @@ def evaluate(
         spent["forecasts"] += t1 - t0
         spent["turnout"] += time.process_time() - t1
         for cmd in f_out.commands:
+            if cmd[0] != "HSET" or not cmd[1].startswith("pulse:forecast:"):
+                continue  # an alert's LPUSH / LTRIM
             fields = dict(zip(cmd[2::2], cmd[3::2], strict=True))
             community = cmd[1].removeprefix("pulse:forecast:")
             published[(community, fields["window"])] = (fields["demand"], fields["supply"])

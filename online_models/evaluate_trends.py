@@ -53,12 +53,14 @@ START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
 
 # --- a tiny Redis for replaying commands ----------------------------------------------------------
 class MiniRedis:
-    """Just the commands the operators write (HSET, ZADD, ZREMRANGEBYRANK, DEL, SET, EXPIRE)."""
+    """Just the commands the operators write (HSET, ZADD, ZREMRANGEBYRANK, DEL, SET, LPUSH, LTRIM,
+    EXPIRE)."""
 
     def __init__(self) -> None:
         self.hashes: dict[str, dict[str, Any]] = defaultdict(dict)
         self.zsets: dict[str, dict[str, float]] = defaultdict(dict)
         self.strings: dict[str, str] = {}
+        self.lists: dict[str, list[Any]] = defaultdict(list)
 
     def apply(self, commands: Iterable[list[Any]]) -> None:
         for cmd in commands:
@@ -81,6 +83,10 @@ class MiniRedis:
                     self.strings.pop(k, None)
             elif op == "SET":
                 self.strings[key] = args[0]
+            elif op == "LPUSH":
+                self.lists[key][:0] = reversed(args)
+            elif op == "LTRIM":
+                del self.lists[key][int(args[1]) + 1 :]
             elif op != "EXPIRE":
                 raise ValueError(f"MiniRedis does not know {op}")
 

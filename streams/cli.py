@@ -230,8 +230,8 @@ def leaderboard_table(
 
 
 @main.command()
-@click.option("--events", type=int, default=60_000, show_default=True, help="Events the simulator publishes.")
-@click.option("--rate", type=float, default=2000, show_default=True, help="Events per second.")
+@click.option("--events", type=int, default=75_000, show_default=True, help="Events the simulator publishes.")
+@click.option("--rate", type=float, default=2500, show_default=True, help="Events per second.")
 @click.option("--communities", type=int, default=30, show_default=True)
 @click.option("--members", type=int, default=3000, show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the live page (0: any).")
@@ -290,6 +290,8 @@ def evaluate() -> None:
     Each runs on its own embedded broker and Redis (never a platform's), publishes the stream as
     JSON, lets a worker apply it and scores what Redis and the output topics then hold.
     """
+    if logging.getLogger().level > logging.DEBUG:  # the report, not a wall of logs
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 @evaluate.command("atmosphere")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import socket
 import threading
 import time
 from typing import Any
 
+import orjson
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -25,14 +27,17 @@ from streams.cli import leaderboard_table, wide_console
 from streams.config import Settings
 from streams.engines.batch import BatchEngine
 from streams.publisher import Outgoing, Publisher
-from streams.simulator import SimConfig, Simulator
+from streams.simulator import DemoStory, SimConfig, Simulator, StoryEvent
 from streams.topics import ensure_topics
+
+DEMO_SPAN_SECONDS = 36 * 3600
+"""Event time the demo's stream covers: past the day the trend and drop detectors learn levels from."""
 
 
 def run_demo(
     settings: Settings,
-    events: int = 60_000,
-    rate: float = 2000,
+    events: int = 75_000,
+    rate: float = 2500,
     communities: int = 30,
     members: int = 3000,
     port: int = 8080,
@@ -45,6 +50,8 @@ def run_demo(
     from infra.local_services import ensure_services
 
     console = console or wide_console()
+    if "operators" not in settings.model_fields_set and "PULSE_OPERATORS" not in os.environ:
+        settings = settings.model_copy(update={"operators": "all"})  # the demo shows every signal
     settings, started = ensure_services(settings)
     try:
         with _serve(settings, port) as base:
@@ -87,6 +94,125 @@ def signals_tables(client: Any, limit: int = 8) -> list[Table]:
     return tables
 
 
+def _hash(client: Any, key: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+
+
+def _clock(ms: int | float) -> str:
+    return time.strftime("%a %H:%M", time.gmtime(ms / 1000))
+
+
+def recent_alerts(client: Any, limit: int) -> list[dict[str, Any]]:
+    """The newest alerts of every community (``pulse:alerts:{community}`` lists), newest first."""
+    found = []
+    for key in client.scan_iter("pulse:alerts:*", count=500):
+        found += [orjson.loads(raw) for raw in client.lrange(key, 0, limit - 1)]
+    return sorted(found, key=lambda a: a.get("ts", 0), reverse=True)[:limit]
+
+
+def _alert_text(alert: dict[str, Any]) -> str:
+    kind = alert.get("kind")
+    if kind == "atmosphere_drop":
+        before, after = alert.get("index_before"), alert.get("index_after")
+        return f"index {before} → {after} (baseline {alert.get('baseline')})"
+    if kind == "topic_surge":
+        return f"'{alert.get('topic')}' {alert.get('count')} mentions/h vs {alert.get('baseline')} usual"
+    if kind == "supply_gap":
+        return f"tag {alert.get('tag')}: demand {alert.get('demand')} vs supply {alert.get('supply')}"
+    return ", ".join(f"{k} {v}" for k, v in alert.items() if k in ("expected", "observed", "recovers"))[:80]
+
+
+def alerts_table(client: Any, limit: int) -> Table:
+    """The alerts feed: what the atmosphere, trends and forecast operators raised."""
+    table = Table(title="Alerts (newest first)")
+    for col in ("event time", "kind", "community", "what"):
+        table.add_column(col)
+    for alert in recent_alerts(client, limit):
+        table.add_row(
+            _clock(alert.get("ts", 0)),
+            alert.get("kind", "?"),
+            alert.get("community", "?"),
+            _alert_text(alert),
+        )
+    return table
+
+
+def story_table(client: Any, script: list[StoryEvent]) -> Table:
+    """Each scripted change next to the first alert of its kind for its community after it."""
+    table = Table(title="Scripted into the stream → caught by Pulse (event time)")
+    for col in ("scripted", "community", "at", "first alert", "after"):
+        table.add_column(col, justify="right" if col == "after" else "left")
+    for change in script:
+        alerts = [orjson.loads(raw) for raw in client.lrange(f"pulse:alerts:{change.community}", 0, -1)]
+        hits = sorted(a["ts"] for a in alerts if a.get("kind") == change.kind and a.get("ts", 0) >= change.ts)
+        first = _clock(hits[0]) if hits else "not (yet)"
+        after = f"{(hits[0] - change.ts) / 60000:.0f} min" if hits else "–"
+        table.add_row(f"{change.kind} ({change.detail})", change.community, _clock(change.ts), first, after)
+    return table
+
+
+def insight_tables(
+    client: Any, script: list[StoryEvent], window_seconds: int, start: int | None, limit: int = 5
+) -> list[Table]:
+    """Hot topics, members at risk and rising, KPIs and live match candidates."""
+    tables = []
+    surge = next((c.community for c in script if c.kind == "topic_surge"), None)
+    drop = next((c.community for c in script if c.kind == "atmosphere_drop"), None)
+    if surge:
+        trends = Table(title=f"Hot topics in {surge}")
+        for col in ("topic", "trend score", "count this window", "forecast next", "growth"):
+            trends.add_column(col, justify="left" if col == "topic" else "right")
+        for topic, score in client.zrevrange(f"pulse:trends:{surge}", 0, limit - 1, withscores=True):
+            h = _hash(client, f"pulse:trends:{surge}:{topic.decode()}")
+            trends.add_row(
+                topic.decode(),
+                f"{score:.2f}",
+                h.get("count", "–"),
+                h.get("forecast", "–"),
+                h.get("growth", "–"),
+            )
+        tables.append(trends)
+    if drop:
+        members = Table(title=f"Members of {drop}: at risk of going quiet · rising")
+        members.add_column("at risk")
+        members.add_column("risk", justify="right")
+        members.add_column("rising")
+        members.add_column("score", justify="right")
+        risk = client.zrevrange(f"pulse:members:at-risk:{drop}", 0, limit - 1, withscores=True)
+        rising = client.zrevrange(f"pulse:members:rising:{drop}", 0, limit - 1, withscores=True)
+        for i in range(max(len(risk), len(rising))):
+            a = risk[i] if i < len(risk) else (b"", None)
+            b = rising[i] if i < len(rising) else (b"", None)
+            members.add_row(
+                a[0].decode(),
+                "" if a[1] is None else f"{a[1]:.2f}",
+                b[0].decode(),
+                "" if b[1] is None else f"{b[1]:.2f}",
+            )
+        tables.append(members)
+        kpi = _hash(client, f"pulse:kpi:{drop}:{window_seconds}s:{start}") if start is not None else {}
+        if kpi:
+            kpis = Table(title=f"Operations KPIs of {drop}, window from {_clock(start * 1000)}")
+            kpis.add_column("KPI")
+            kpis.add_column("value", justify="right")
+            for name, value in kpi.items():
+                kpis.add_row(name, value)
+            tables.append(kpis)
+    matches = Table(title="Live match candidates (need ↔ offer, best scores)")
+    for col in ("community", "post", "candidate", "score"):
+        matches.add_column(col, justify="right" if col == "score" else "left")
+    best = []
+    for key in client.scan_iter("pulse:matches:*", count=1000):
+        top = client.zrevrange(key, 0, 0, withscores=True)
+        if top:
+            community, _, post = key.decode().removeprefix("pulse:matches:").partition(":")
+            best.append((top[0][1], community, post, top[0][0].decode()))
+    for score, community, post, candidate in sorted(best, reverse=True)[:limit]:
+        matches.add_row(community, post, candidate, f"{score:.3f}")
+    tables.append(matches)
+    return tables
+
+
 def _serve(settings: Settings, port: int) -> contextlib.AbstractContextManager[str]:
     from streams.api.server import serve_in_thread
 
@@ -115,15 +241,18 @@ def _run(
     engine = BatchEngine(settings)
     worker = threading.Thread(target=engine.run, name="pulse-worker", daemon=True)
     worker.start()
+    story = DemoStory(drop_at=0.85, surge_at=0.8)
     sim = Simulator(
         SimConfig(
             seed=7,
             events=events,
             communities=communities,
             members=members,
+            span_seconds=DEMO_SPAN_SECONDS,
             dup_rate=0.01,
             malformed_rate=0.002,
-        )
+        ),
+        [story],
     )
     published = {"n": 0, "done": False}
 
@@ -160,7 +289,13 @@ def _run(
                 if start is not None
                 else "waiting for data…"
             )
-            live.update(Group(progress, Panel.fit(board, title="live from Redis", border_style="cyan")))
+            live.update(
+                Group(
+                    progress,
+                    Panel.fit(board, title="live from Redis", border_style="cyan"),
+                    alerts_table(client, 5),
+                )
+            )
             if published["done"] and totals["messages"] >= published["n"]:
                 break
             if not worker.is_alive():
@@ -177,6 +312,11 @@ def _run(
             console.print(leaderboard_table(client, settings, start, top[0].name, 10))
     for table in signals_tables(client):
         console.print(table)
+    caught = story_table(client, story.script)
+    console.print(caught)
+    for table in insight_tables(client, story.script, settings.window_seconds, start):
+        console.print(table)
+    console.print(alerts_table(client, 10))
     summary = {"published": published["n"], **totals, "seconds": round(elapsed, 1), "window": start}
     console.print(
         f"[bold green]done[/] in {elapsed:.1f} s: {summary['published']} published,"

@@ -535,3 +535,328 @@ def test_real_answers_conform_to_the_document(pipeline: Pipeline, api_schema: An
             assert response.status_code == 200, (path, response.text)
     finally:
         client.delete(f"pulse:atmosphere:{top}-doc", f"pulse:alerts:{top}-doc", f"pulse:matches:{top}-doc:p1")
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue #10 and #7: hot topics, member insights, KPIs and recommendations, from the real operators
+# --------------------------------------------------------------------------------------------------
+
+INSIGHT_WINDOW_SECONDS = 3600  # the kpis operator's windows are the pipeline's: hours, as deployed
+INSIGHT_OPERATORS = "trends,members,kpis,recommendations"  # opt-in operators (not in ``default``)
+
+
+def insight_sim() -> SimConfig:
+    """A stream from 06:00 UTC two days ago until now (30-54 hours): the members operator writes its
+    lists at a UTC-midnight checkpoint, so the stream must cross at least one (it crosses two)."""
+    now_ms = int(time.time() * 1000)
+    day_ms = 86_400_000
+    start_ms = now_ms // day_ms * day_ms - day_ms - 6 * 3_600_000
+    span_s = (now_ms - start_ms) // 1000 - 60
+    return SimConfig(seed=11, events=3000, communities=3, members=150, start_ms=start_ms, span_seconds=span_s)
+
+
+@dataclass
+class InsightsPipeline:
+    """A second worker that runs the insight operators, writing Redis database 1 (the module's
+    ``pipeline`` owns database 0; ``running_pipeline`` flushes every database, this one only its own)."""
+
+    settings: Settings
+    client: redis.Redis
+    communities: list[str]
+
+
+@pytest.fixture(scope="module")
+def insights_pipeline(
+    pipeline: Pipeline,  # created first: its FLUSHALL must not run after this fixture has filled db 1
+    broker: EmbeddedBroker,
+    redis_server: EmbeddedRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InsightsPipeline]:
+    settings = isolated_settings(
+        uuid.uuid4().hex[:12],
+        kafka_bootstrap=broker.bootstrap,
+        redis_url=f"redis://{redis_server.host}:{redis_server.port}/1",
+        window_seconds=INSIGHT_WINDOW_SECONDS,
+        grace_seconds=120,
+        partitions=2,
+        operators=INSIGHT_OPERATORS,
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    ensure_topics(settings)
+    worker = pulse("worker", settings=settings, log=tmp_path_factory.mktemp("api-insights") / "worker.log")
+    try:
+        messages = [Outgoing(m.topic, m.key, m.value) for m in Simulator(insight_sim()).messages()]
+        Publisher(settings).publish(messages)
+        wait_caught_up(client, settings, timeout=240, proc=worker)
+        communities = sorted(
+            {
+                s(k).split(":")[2]
+                for k in client.scan_iter(match="pulse:trends:*", count=500)
+                if s(k).count(":") == 2
+            }
+        )
+        yield InsightsPipeline(settings, client, communities)
+    finally:
+        stop(worker)
+        client.close()
+
+
+def _float_or_none(raw: bytes | None) -> float | None:
+    return None if raw is None or raw == b"" else float(raw)
+
+
+def test_trends_equal_the_trends_operators_redis_keys(insights_pipeline: InsightsPipeline) -> None:
+    client = insights_pipeline.client
+    communities = insights_pipeline.communities
+    assert len(communities) == 3, communities  # the worker ran the trends operator on every community
+    paths = [f"/api/communities/{c}/trends?limit={n}" for c in communities for n in (500, 3)]
+    answers = get_json(insights_pipeline.settings, *paths, f"/api/communities/{communities[0]}/trends")
+    default = answers.pop()
+    for (status, doc), path in zip(answers, paths, strict=True):
+        assert status == 200, doc
+        community = path.split("/")[3]
+        key = f"pulse:trends:{community}"
+        ranking = [(s(t), score) for t, score in client.zrevrange(key, 0, -1, withscores=True)]
+        assert doc["community"] == community and doc["total"] == len(ranking) > 0
+        assert len(ranking) <= 50  # top_n
+        shown = [(row["topic"], row["score"]) for row in doc["topics"]]
+        assert shown == ranking[: len(shown)] and len(shown) == min(len(ranking), int(path.rsplit("=", 1)[1]))
+        assert [row["rank"] for row in doc["topics"]] == list(range(1, len(shown) + 1))
+        for row in doc["topics"]:
+            stored = client.hgetall(f"{key}:{row['topic']}")
+            assert stored, row  # every ranked topic has its hash (written in the same batch)
+            assert row["count"] == int(stored[b"count"]) >= 0
+            assert row["first_seen"] == int(stored[b"first_seen"])
+            for field in ("forecast", "growth", "level", "momentum"):
+                assert row[field] == float(stored[field.encode()]), (field, row)
+        raw_themes = client.get(f"pulse:themes:{community}")
+        assert doc["themes"] == (orjson.loads(raw_themes) if raw_themes else [])
+    assert default[0] == 200 and len(default[1]["topics"]) == min(20, default[1]["total"])
+
+
+def test_member_insights_equal_the_members_operators_sorted_sets(insights_pipeline: InsightsPipeline) -> None:
+    client = insights_pipeline.client
+    communities = insights_pipeline.communities
+    paths = [f"/api/communities/{c}/insights{q}" for c in communities for q in ("?limit=500", "", "?limit=2")]
+    answers = get_json(insights_pipeline.settings, *paths)
+    non_empty = 0
+    for (status, doc), path in zip(answers, paths, strict=True):
+        assert status == 200, doc
+        community = path.split("/")[3]
+        limit = 500 if "500" in path else 2 if "limit=2" in path else 10
+        assert doc["community"] == community and set(doc) == {"community", "at_risk", "rising"}
+        for name, key in (("at_risk", "at-risk"), ("rising", "rising")):
+            full = [
+                (s(m), v)
+                for m, v in client.zrevrange(f"pulse:members:{key}:{community}", 0, -1, withscores=True)
+            ]
+            assert doc[name]["total"] == len(full) <= 100
+            rows = doc[name]["members"]
+            assert [(r["member"], r["score"]) for r in rows] == full[:limit]
+            assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+            non_empty += bool(full)
+    assert non_empty >= 3, "the members operator passed a UTC-midnight checkpoint: lists must exist"
+    at_risk = [r["score"] for _, doc in answers for r in doc["at_risk"]["members"]]
+    assert all(0.0 <= x <= 1.0 for x in at_risk)  # 1 - P(active)
+
+
+KPI_INTEGERS = (
+    "posts", "replied", "needs_opened", "needs_resolved", "meetups", "capacity", "attended",
+    "going", "no_shows", "new_members", "returned",
+)  # fmt: skip
+KPI_NUMBERS = (
+    "reply_rate", "median_first_reply_s", "match_success_rate", "fill_rate", "no_show_rate", "return_rate"
+)  # fmt: skip
+
+
+def assert_kpis_equal(doc: dict[str, Any], stored: dict[bytes, bytes]) -> None:
+    """Every field of the hash, the documented way: counts as integers, "" (undefined) as null."""
+    assert set(doc["kpis"]) == {k.decode() for k in stored} - {"final"}
+    for field in KPI_INTEGERS:
+        assert doc["kpis"][field] == int(stored[field.encode()]), field
+    for field in KPI_NUMBERS:
+        assert doc["kpis"][field] == _float_or_none(stored[field.encode()]), field
+    assert doc["final"] is (stored[b"final"] == b"1")
+
+
+def test_kpis_equal_the_kpis_operators_hash(insights_pipeline: InsightsPipeline) -> None:
+    client = insights_pipeline.client
+    size = INSIGHT_WINDOW_SECONDS
+    starts = [int(float(x)) for x in client.zrevrange(f"pulse:windows:{size}s", 0, -1)]
+    assert len(starts) >= 30, starts  # 30-54 hours of hourly windows
+    for community in insights_pipeline.communities:
+        with_kpis = [w for w in starts if client.exists(f"pulse:kpi:{community}:{size}s:{w}")]
+        current, older = with_kpis[0], with_kpis[5]
+        assert current >= starts[1]  # an active community's current KPIs are of the newest windows
+        base = f"/api/communities/{community}/kpis"
+        answers = get_json(
+            insights_pipeline.settings,
+            base,
+            f"{base}?window=current",
+            f"{base}?window={older}",
+            f"{base}?window={older + 1234}",  # any second inside names the window
+            f"{base}?window={starts[-1] - 7 * size}",  # before the stream: no KPIs
+        )
+        expected = [current, current, older, older]
+        for (status, doc), start in zip(answers[:4], expected, strict=True):
+            assert status == 200, doc
+            assert (doc["community"], doc["window"], doc["window_seconds"]) == (community, start, size)
+            assert_kpis_equal(doc, client.hgetall(f"pulse:kpi:{community}:{size}s:{start}"))
+        assert answers[4][0] == 404 and answers[4][1]["error"] == "not_found"
+    # Over the whole stream the rates are defined and in range (the simulator has needs, meetups ...)
+    paths = [
+        f"/api/communities/{c}/kpis?window={w}" for c in insights_pipeline.communities for w in starts[3:8]
+    ]
+    older_docs = [doc for _, doc in get_json(insights_pipeline.settings, *paths) if "kpis" in doc]
+    assert older_docs and any(d["kpis"]["reply_rate"] is not None for d in older_docs)
+    for d in older_docs:
+        for field in ("reply_rate", "match_success_rate", "no_show_rate", "return_rate"):
+            assert d["kpis"][field] is None or 0.0 <= d["kpis"][field] <= 1.0
+
+
+def test_recommendations_equal_the_recommenders_sorted_sets(insights_pipeline: InsightsPipeline) -> None:
+    client = insights_pipeline.client
+    keys = sorted(s(k) for k in client.scan_iter(match="pulse:recs:*", count=1000))
+    assert keys, "the recommendations operator wrote no list"
+    checked = []
+    for key in keys[:5]:
+        _, _, community, member = key.split(":", 3)
+        if ":" in community:
+            continue
+        checked.append((community, member))
+    paths = [
+        f"/api/communities/{c}/members/{m}/recommendations{q}" for c, m in checked for q in ("", "?limit=1")
+    ]
+    answers = get_json(insights_pipeline.settings, *paths)
+    for (status, doc), path in zip(answers, paths, strict=True):
+        assert status == 200, doc
+        community, member = path.split("/")[3], path.split("/")[5]
+        full = [
+            (s(m), v) for m, v in client.zrevrange(f"pulse:recs:{community}:{member}", 0, -1, withscores=True)
+        ]
+        limit = 1 if path.endswith("limit=1") else 5
+        assert (doc["community"], doc["member"], doc["total"]) == (community, member, len(full))
+        assert [(r["meetup"], r["score"]) for r in doc["meetups"]] == full[:limit]
+        assert [r["rank"] for r in doc["meetups"]] == list(range(1, len(doc["meetups"]) + 1))
+    assert checked
+
+
+def test_insight_endpoints_of_an_unknown_community(pipeline: Pipeline) -> None:
+    """Collections are empty (200); a window's KPIs are a single document (404)."""
+    base = "/api/communities/no-such-community"
+    trends_doc, insights_doc, kpis_doc, kpis_window, recs = get_json(
+        pipeline.settings,
+        f"{base}/trends",
+        f"{base}/insights",
+        f"{base}/kpis",
+        f"{base}/kpis?window=1700000000",
+        f"{base}/members/nobody/recommendations",
+    )
+    assert trends_doc == (200, {"community": "no-such-community", "total": 0, "topics": [], "themes": []})
+    empty = {"total": 0, "members": []}
+    assert insights_doc == (200, {"community": "no-such-community", "at_risk": empty, "rising": empty})
+    assert kpis_doc[0] == kpis_window[0] == 404
+    assert kpis_doc[1]["error"] == "not_found" and "no-such-community" in kpis_doc[1]["detail"]
+    assert "1699999800" in kpis_window[1]["detail"]  # rounded down to its 600 s window
+    assert recs == (200, {"community": "no-such-community", "member": "nobody", "total": 0, "meetups": []})
+
+
+def test_insight_endpoints_read_odd_values_as_documented(pipeline: Pipeline) -> None:
+    """Keys written the documented way with edge values (the operators do not run in ``pipeline``):
+    a ranked topic whose hash expired has null fields, undefined rates ("") are null, a themes
+    value that is not a JSON array reads as no themes."""
+    client = pipeline.client
+    community = f"api-odd-{uuid.uuid4().hex[:6]}"
+    start = window_starts(client)[0]
+    keys = [f"pulse:trends:{community}", f"pulse:trends:{community}:ai", f"pulse:themes:{community}"]
+    kpi = f"pulse:kpi:{community}:{WINDOW_SECONDS}s:{start}"
+    client.zadd(keys[0], {"ai": 2.5, "expired": 1.25})
+    topic = {
+        "count": 7,
+        "forecast": "8.5",
+        "growth": "1.9",
+        "level": "3.0",
+        "momentum": "4.7",
+        "score": "2.5",
+    }
+    client.hset(keys[1], mapping={**topic, "first_seen": 1767571200000})
+    client.set(keys[2], "not json")
+    client.hset(kpi, mapping={
+        "posts": 0, "replied": 0, "reply_rate": "", "median_first_reply_s": "", "needs_opened": 2,
+        "needs_resolved": 1, "match_success_rate": "0.5", "meetups": 0, "capacity": 0, "attended": 0,
+        "fill_rate": "", "going": 0, "no_shows": 0, "no_show_rate": "", "new_members": 3, "returned": 0,
+        "return_rate": "0.0", "final": 0,
+    })  # fmt: skip
+    try:
+        (t_status, trends_doc), (k_status, kpis_doc) = get_json(
+            pipeline.settings, f"/api/communities/{community}/trends", f"/api/communities/{community}/kpis"
+        )
+        assert t_status == k_status == 200
+        assert trends_doc["topics"] == [
+            {"rank": 1, "topic": "ai", "score": 2.5, "count": 7, "forecast": 8.5, "growth": 1.9, "level": 3.0,
+             "momentum": 4.7, "first_seen": 1767571200000},
+            {"rank": 2, "topic": "expired", "score": 1.25, "count": None, "forecast": None, "growth": None,
+             "level": None, "momentum": None, "first_seen": None},
+        ]  # fmt: skip
+        assert trends_doc["themes"] == []
+        assert kpis_doc["window"] == start and kpis_doc["final"] is False
+        assert_kpis_equal(kpis_doc, client.hgetall(kpi))
+        assert kpis_doc["kpis"]["reply_rate"] is None and kpis_doc["kpis"]["return_rate"] == 0.0
+    finally:
+        client.delete(*keys, kpi)
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/api/communities/x/trends?limit=0", "limit"),
+        ("/api/communities/x/trends?limit=501", "limit"),
+        ("/api/communities/x/trends?limit=1&limit=2", "limit"),
+        ("/api/communities/x/insights?limit=abc", "limit"),
+        ("/api/communities/x/insights?limit=-5", "limit"),
+        ("/api/communities/x/kpis?window=yesterday", "window"),
+        ("/api/communities/x/kpis?window=-3600", "window"),
+        ("/api/communities/x/kpis?window=1&window=2", "window"),
+        ("/api/communities/bad%07bell/kpis", "community"),
+        ("/api/communities/" + "c" * 257 + "/trends", "community"),
+        ("/api/communities/x/members/m/recommendations?limit=51", "limit"),
+        ("/api/communities/x/members/bad%0Aline/recommendations", "member"),
+        ("/api/communities/x/members/" + "m" * 257 + "/recommendations", "member"),
+    ],
+)
+def test_bad_insight_parameters_are_400_with_a_json_reason(
+    pipeline: Pipeline, path: str, parameter: str
+) -> None:
+    [(status, doc)] = get_json(pipeline.settings, path)
+    assert status == 400, doc
+    assert doc["error"] == "bad_parameter" and doc["parameter"] == parameter
+    assert parameter in doc["detail"] and len(doc["detail"]) < 200
+
+
+def test_real_insight_answers_conform_to_the_document(insights_pipeline: InsightsPipeline) -> None:
+    """The operators' real keys, served, validated against the OpenAPI document's schemas."""
+    client = insights_pipeline.client
+    recs = sorted(s(k) for k in client.scan_iter(match="pulse:recs:*", count=1000))
+    with serve_in_thread(insights_pipeline.settings) as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        calls: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        for c in insights_pipeline.communities:
+            calls += [
+                ("/api/communities/{community}/trends", {"community": c}, {"limit": 500}),
+                ("/api/communities/{community}/insights", {"community": c}, {"limit": 500}),
+                ("/api/communities/{community}/kpis", {"community": c}, {}),
+            ]
+        for key in recs[:3]:
+            _, _, c, m = key.split(":", 3)
+            calls.append(
+                (
+                    "/api/communities/{community}/members/{member}/recommendations",
+                    {"community": c, "member": m},
+                    {},
+                )
+            )
+        for path, path_parameters, query in calls:
+            case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
+            response = case.call_and_validate()
+            assert response.status_code == 200, (path, response.text)

@@ -3,7 +3,8 @@
 The page is served by ``streams.api`` over a Redis that the real worker fills from the session's
 broker.  Events published through that pipeline must reorder the leaderboard in place (no
 reload), an alert written the way the atmosphere operator writes one must appear in the feed, and
-the community view must chart the recent windows.  Screenshots go to ``artifacts/browser/`` (git
+the community view must chart the recent windows and show the community's hot topics, members at
+risk / rising and KPIs.  Screenshots go to ``artifacts/browser/`` (git
 ignores it); ``docs/screenshot.png`` (the README's picture) is written when it is missing or when
 ``UPDATE_DOCS_SCREENSHOT=1`` (not a ``PULSE_*`` name: the test session hides those).
 
@@ -166,6 +167,134 @@ def fill_current_window(pipeline: Pipeline) -> None:
     pipeline.publish([*(m for i in range(6) for m in reactions(f"zz-browser-{'abcdef'[i]}", 14 - 2 * i))])
 
 
+# Insight keys in the layouts their operators write (streams/operators/trends.py, members.py,
+# kpis.py).  The module's worker runs the default operators only, so the tests write them.
+TOPICS = [  # topic, trend score, hash fields; the page shows count, "→ forecast", growth arrow
+    (
+        "deepseek",
+        4.1,
+        {"count": 31, "forecast": "36.25", "growth": "3.1", "level": "4.0", "momentum": "12.5"},
+    ),
+    ("hiring", 3.2, {"count": 12, "forecast": "11.0", "growth": "1.0", "level": "11.5", "momentum": "11.5"}),
+    ("pricing", 2.4, {"count": 4, "forecast": "3.42", "growth": "0.6", "level": "6.0", "momentum": "3.2"}),
+]
+TOPICS_SHOWN = [  # (name, count, forecast, growth) as the page must render them
+    ("deepseek", "31", "→ 36", "▲ ×3.1"),
+    ("hiring", "12", "→ 11", "▸ ×1.0"),
+    ("pricing", "4", "→ 3.4", "▼ ×0.6"),
+]
+AT_RISK = {"quiet-ann": 0.9312, "quiet-bob": 0.7788, "quiet-cy": 0.61}
+RISING = {"new-dee": 1.8, "new-eve": 0.9349}
+KPIS = {
+    "posts": 29, "replied": 21, "reply_rate": "0.7241", "median_first_reply_s": "540.0",
+    "needs_opened": 6, "needs_resolved": 4, "match_success_rate": "0.6667",
+    "meetups": 2, "capacity": 60, "attended": 47, "fill_rate": "0.7833",
+    "going": 50, "no_shows": 9, "no_show_rate": "0.18",
+    "new_members": 7, "returned": 0, "return_rate": "", "final": 0,
+}  # fmt: skip
+KPIS_SHOWN = {  # tile -> text: rates in whole percent, the median as a duration, undefined as "–"
+    "match_success_rate": "67%",
+    "fill_rate": "78%",
+    "no_show_rate": "18%",
+    "reply_rate": "72%",
+    "median_first_reply_s": "9 min",
+    "return_rate": "–",
+}
+
+
+def write_insights(client: Any, community: str, start: int) -> list[str]:
+    """The trends, members and kpis operators' keys for ``community`` (KPIs of window ``start``)."""
+    trends = f"pulse:trends:{community}"
+    keys = [trends, f"pulse:members:at-risk:{community}", f"pulse:members:rising:{community}"]
+    client.delete(*keys)
+    client.zadd(trends, {name: score for name, score, _ in TOPICS})
+    for name, score, fields in TOPICS:
+        client.hset(f"{trends}:{name}", mapping={**fields, "score": score, "first_seen": 1_767_571_200_000})
+        keys.append(f"{trends}:{name}")
+    client.zadd(keys[1], AT_RISK)
+    client.zadd(keys[2], RISING)
+    kpi = f"pulse:kpi:{community}:{WINDOW_SECONDS}s:{start}"
+    client.hset(kpi, mapping=KPIS)
+    return [*keys, kpi]
+
+
+def kpi_tiles(page: Any) -> dict[str, str]:
+    return dict(
+        page.eval_on_selector_all(
+            "#kpis .kpi",
+            "tiles => tiles.map(t => [t.dataset.kpi, t.querySelector('.kpi-value').textContent])",
+        )
+    )
+
+
+def test_community_view_shows_hot_topics_members_and_kpis(
+    browser: Any, pipeline: Pipeline, live_url: str
+) -> None:
+    """Insight keys appear in the open community view on the pushed update, with the right values."""
+    client = pipeline.client
+    fill_current_window(pipeline)
+    community = "zz-browser-c"
+    start = int(float(client.zrevrange(f"pulse:windows:{WINDOW_SECONDS}s", 0, 0)[0]))
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    watch = PageWatch(page, live_url)
+    page.goto(f"{live_url}/#c={community}")
+    page.wait_for_selector("#live[data-state='live']", timeout=WAIT_MS)
+    page.wait_for_selector(
+        f"#insights[data-community='{community}'] #kpis[data-state='absent']", timeout=WAIT_MS
+    )
+    assert page.locator("#topics-empty").is_visible() and page.locator("#at-risk-empty").is_visible()
+    assert set(kpi_tiles(page).values()) == {"–"}
+    page.evaluate("window.__sameDocument = 'yes'")
+
+    keys = write_insights(client, community, start)
+    try:
+        client.publish(UPDATES_CHANNEL, orjson.dumps([community]))  # as the worker announces a batch
+        page.wait_for_selector("#kpis[data-state='present']", timeout=WAIT_MS)
+        page.wait_for_function("() => document.querySelectorAll('#topics li').length === 3", timeout=WAIT_MS)
+        topics = page.eval_on_selector_all(
+            "#topics li",
+            "rows => rows.map(r => [...r.querySelectorAll('span')].map(s => s.textContent))",
+        )
+        assert [tuple(t) for t in topics] == TOPICS_SHOWN
+        growth = page.eval_on_selector_all("#topics .topic-growth", "g => g.map(x => x.classList[2])")
+        assert growth == ["up", "same", "down"]
+        people = "rows => rows.map(r => [r.dataset.member, r.querySelector('.person-score').textContent])"
+        assert page.eval_on_selector_all("#at-risk li", people) == [
+            ["quiet-ann", "93%"],
+            ["quiet-bob", "78%"],
+            ["quiet-cy", "61%"],
+        ]
+        assert page.eval_on_selector_all("#rising li", people) == [["new-dee", "1.80"], ["new-eve", "0.93"]]
+        assert kpi_tiles(page) == KPIS_SHOWN
+        assert page.locator("#kpis").get_attribute("data-window") == str(start)
+        note = page.locator("#kpi-window").text_content() or ""
+        assert note.endswith("UTC · in progress"), note
+        assert page.locator(".kpi[data-kpi='match_success_rate']").get_attribute("title") == (
+            "4 of 6 needs resolved within 7 days"
+        )
+        assert page.locator("#topics-empty").is_hidden() and page.locator("#at-risk-empty").is_hidden()
+
+        # The cohort matures: a later write of the same hash, announced again, updates the tiles.
+        client.hset(
+            f"pulse:kpi:{community}:{WINDOW_SECONDS}s:{start}",
+            mapping={"returned": 3, "return_rate": "0.4286"},
+        )
+        client.publish(UPDATES_CHANNEL, orjson.dumps([community]))
+        tile = "#kpis [data-kpi='return_rate'] .kpi-value"
+        page.wait_for_function(
+            "sel => document.querySelector(sel).textContent === '43%'", arg=tile, timeout=WAIT_MS
+        )
+        assert page.evaluate("window.__sameDocument") == "yes"  # no reload
+        save(page, "5-insights.png")
+        page.locator("#insights").screenshot(path=str(ARTIFACTS / "5-insights-panel.png"))
+        scroll = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert scroll[0] <= scroll[1], "no horizontal scrolling on a laptop screen"
+        watch.check()
+    finally:
+        client.delete(*keys)
+        page.close()
+
+
 def test_leaderboard_reorders_and_alert_appears_without_reload(
     browser: Any, pipeline: Pipeline, live_url: str
 ) -> None:
@@ -256,6 +385,17 @@ def test_leaderboard_reorders_and_alert_appears_without_reload(
 
 def test_wall_display_mode_is_large_and_fits(browser: Any, pipeline: Pipeline, live_url: str) -> None:
     fill_current_window(pipeline)
+    client = pipeline.client
+    start = int(float(client.zrevrange(f"pulse:windows:{WINDOW_SECONDS}s", 0, 0)[0]))
+    leader = client.zrevrange(f"pulse:lb:communities:{WINDOW_SECONDS}s:{start}", 0, 0)[0].decode()
+    keys = write_insights(client, leader, start)  # the followed #1 with full insight panels must fit too
+    try:
+        check_wall_and_laptop(browser, live_url)
+    finally:
+        client.delete(*keys)
+
+
+def check_wall_and_laptop(browser: Any, live_url: str) -> None:
     sizes = {}
     for mode, query, viewport in (("laptop", "", (1366, 768)), ("wall", "?wall=1", (1920, 1080))):
         page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
@@ -269,6 +409,8 @@ def test_wall_display_mode_is_large_and_fits(browser: Any, pipeline: Pipeline, l
         )
         assert page.evaluate("document.body.classList.contains('wall')") == (mode == "wall")
         page.wait_for_selector("#community[data-community] #sparkline svg", timeout=WAIT_MS)  # follows #1
+        page.wait_for_selector("#kpis[data-state='present']", timeout=WAIT_MS)
+        page.wait_for_function("() => document.querySelectorAll('#topics li').length >= 3", timeout=WAIT_MS)
         page.wait_for_timeout(500)
         save(page, f"4-{mode}.png")
         box = page.evaluate(
@@ -278,6 +420,13 @@ def test_wall_display_mode_is_large_and_fits(browser: Any, pipeline: Pipeline, l
         assert box[0] <= box[1], f"{mode}: no horizontal scrolling"
         if mode == "wall":
             assert box[2] <= box[3], f"wall: everything fits the screen, no vertical scrolling ({box})"
+            clipped = page.evaluate(
+                "() => { const i = document.getElementById('insights').getBoundingClientRect();"
+                " const rows = '#insights .kpi, #topics li, #at-risk li, #rising li';"
+                " return [...document.querySelectorAll(rows)]"
+                ".filter(n => n.getBoundingClientRect().bottom > i.bottom + 0.5).length; }"
+            )
+            assert clipped == 0, "wall: the insight panels show whole rows, none cut off"
         watch.check()
         page.close()
     assert sizes["wall"] >= 1.4 * sizes["laptop"], sizes

@@ -67,7 +67,12 @@ def fields(cmd: list) -> dict:
 
 
 def forecasts(out: Output) -> dict[tuple[str, int], dict]:
-    return {(c[1].removeprefix("pulse:forecast:"), c[3]): fields(c) for c in out.commands}
+    return {(c[1].removeprefix("pulse:forecast:"), c[3]): fields(c) for c in hsets(out)}
+
+
+def hsets(out: Output) -> list[list]:
+    """The forecast hashes among the commands (alerts add LPUSH / LTRIM of pulse:alerts:*)."""
+    return [c for c in out.commands if c[0] == "HSET" and c[1].startswith("pulse:forecast:")]
 
 
 # --- feature extraction ---------------------------------------------------------------------------
@@ -308,8 +313,12 @@ def test_supply_gap_alert_is_raised_once_per_episode() -> None:
     state.model = ScriptedModel(script)  # type: ignore[assignment]
     events = [post(h, T0 + h * H + 1, kind, ("legal",)) for h in range(11) for kind in ("need", "offer")]
     out = op.apply_batch({"c1": state}, events)  # every need and offer is tagged: shares are 1
-    assert [(c[3] - T0 // 1000) // 3600 for c in out.commands] == list(range(1, 11))
+    assert [(c[3] - T0 // 1000) // 3600 for c in hsets(out)] == list(range(1, 11))
     assert out.alerts == ["supply_gap", "supply_gap"]
+    lists = [c for c in out.commands if c[1] == "pulse:alerts:c1"]
+    assert [c[0] for c in lists] == ["LPUSH", "LTRIM"] * 2 and lists[2][2] == orjson.dumps(
+        out.messages[1].value
+    ).decode()  # the same alert, on the topic and in the community's list
     first, second = (m.value for m in out.messages)
     assert (first["window"] - T0 // 1000) // 3600 == 3 and (second["window"] - T0 // 1000) // 3600 == 7
     assert first["ts"] == T0 + 3 * H + 1  # the event time that closed window 2

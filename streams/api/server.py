@@ -2,18 +2,22 @@
 
 Endpoints (all GET; the contract is ``streams/api/openapi.json``, served at ``/openapi.json``):
 
-==========================================  ======================================================
-``/api/health``                             Redis reachable? subscribed to updates? current window
-``/api/communities``                        communities leaderboard of a window (``window``, ``limit``)
-``/api/communities/{community}``            activity over the recent windows + members leaderboard
-``/api/communities/{community}/members``    members leaderboard of a window (``window``, ``limit``)
-``/api/communities/{community}/atmosphere`` hash ``pulse:atmosphere:{c}`` + list ``pulse:alerts:{c}``
-``/api/communities/{community}/forecast``   hash ``pulse:forecast:{c}``
-``/api/communities/{community}/matches``    sorted sets ``pulse:matches:{c}:{post}``
-``/api/alerts``                             newest alerts of all communities, merged
-``/api/events``                             server-sent events: which communities changed
-``/``                                       the live page (``static/``)
-==========================================  ======================================================
+====================================================  ========================================================
+``/api/health``                                       Redis reachable? subscribed to updates? current window
+``/api/communities``                                  communities leaderboard of a window
+``/api/communities/{c}``                              activity over the recent windows + members leaderboard
+``/api/communities/{c}/members``                      members leaderboard of a window
+``/api/communities/{c}/atmosphere``                   ``pulse:atmosphere:{c}`` + ``pulse:alerts:{c}``
+``/api/communities/{c}/forecast``                     hash ``pulse:forecast:{c}``
+``/api/communities/{c}/matches``                      sorted sets ``pulse:matches:{c}:{post}``
+``/api/communities/{c}/trends``                       hot topics ``pulse:trends:{c}`` (+ topic hashes, themes)
+``/api/communities/{c}/insights``                     ``pulse:members:at-risk:{c}``, ``…:rising:{c}``
+``/api/communities/{c}/kpis``                         hash ``pulse:kpi:{c}:{size}s:{start}`` of a window
+``/api/communities/{c}/members/{m}/recommendations``  sorted set ``pulse:recs:{c}:{m}``
+``/api/alerts``                                       newest alerts of all communities, merged
+``/api/events``                                       server-sent events: which communities changed
+``/``                                                 the live page (``static/``)
+====================================================  ========================================================
 
 Why it is built this way:
 
@@ -27,12 +31,13 @@ Why it is built this way:
   (15 s) so proxies and load balancers keep the connection open.
 - **Bad input is a 4xx, never a 500.**  Parameters are checked before any Redis call: ``window``
   is ``current`` or an epoch second (rounded down to its window's start), ``limit`` an integer in
-  1..500, a community 1-256 characters with no control characters; otherwise 400 with
+  1..500, a community (or member) 1-256 characters with no control characters; otherwise 400 with
   ``{"error": "bad_parameter", "parameter": ..., "detail": ...}``.  An unreachable Redis is a 503.
-- **Absent optional data.**  Atmosphere and forecast are single documents: 404 while their key is
-  absent (the operator is not deployed, or has not scored the community yet).  Alerts and matches
-  are collections: 200 with an empty list.  A community with no activity in the recent windows is
-  404 on its detail endpoint; its members leaderboard of an empty window is simply empty.
+- **Absent optional data.**  Atmosphere, forecast and a window's KPIs are single documents: 404
+  while their key is absent (the operator is not deployed, or has not scored the community yet).
+  Alerts, matches, hot topics, member insights and recommendations are collections: 200 with empty
+  lists.  A community with no activity in the recent windows is 404 on its detail endpoint; its
+  members leaderboard of an empty window is simply empty.
 - **Bounded key listings.**  Alerts and matches live under per-community/per-post keys, listed with
   ``SCAN ... COUNT`` capped in keys and round trips and cached until the next relayed update (at
   most a couple of seconds), so a crowd of clients costs Redis one bounded scan per update, not one
@@ -106,6 +111,18 @@ def members_key(community: str, size: int, start: int) -> str:
 
 def activity_key(community: str, size: int, start: int) -> str:
     return f"pulse:activity:{community}:{size}s:{start}"
+
+
+def kpi_key(community: str, size: int, start: int) -> str:
+    return f"pulse:kpi:{community}:{size}s:{start}"
+
+
+def trends_key(community: str) -> str:
+    return f"pulse:trends:{community}"
+
+
+def recs_key(community: str, member: str) -> str:
+    return f"pulse:recs:{community}:{member}"
 
 
 def glob_escape(text: str) -> str:
@@ -184,25 +201,30 @@ def window_param(request: web.Request, size: int) -> int | None:
     return start - start % size
 
 
-def community_param(request: web.Request) -> str:
-    """The ``{community}`` path segment: 1-256 characters, none of them a control character."""
-    community = request.match_info["community"]
-    if len(community) > MAX_COMMUNITY_CHARS:
+def id_param(request: web.Request, name: str) -> str:
+    """An id path segment (``community``, ``member``): 1-256 characters, none a control character."""
+    value = request.match_info[name]
+    if len(value) > MAX_COMMUNITY_CHARS:
         raise ApiError(
             400,
             "bad_parameter",
-            f"community must be at most {MAX_COMMUNITY_CHARS} characters, got {len(community)}",
-            "community",
+            f"{name} must be at most {MAX_COMMUNITY_CHARS} characters, got {len(value)}",
+            name,
         )
-    bad = _BAD_COMMUNITY_CHARS.search(community)
+    bad = _BAD_COMMUNITY_CHARS.search(value)
     if bad:
         raise ApiError(
             400,
             "bad_parameter",
-            f"community must not contain control characters, found U+{ord(bad.group()):04X}",
-            "community",
+            f"{name} must not contain control characters, found U+{ord(bad.group()):04X}",
+            name,
         )
-    return community
+    return value
+
+
+def community_param(request: web.Request) -> str:
+    """The ``{community}`` path segment: 1-256 characters, none of them a control character."""
+    return id_param(request, "community")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,6 +249,23 @@ def _activity(raw: dict[str, str]) -> dict[str, Any]:
         "posts": int(_number(raw.get("posts"))),
         "score": _number(raw.get("score")),
     }
+
+
+def _maybe(value: str | None) -> float | None:
+    """A stored number that may be undefined: None when absent, empty ("" is an undefined rate),
+    unreadable or not finite."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _maybe_int(value: str | None) -> int | None:
+    number = _maybe(value)
+    return int(number) if number is not None else None
 
 
 def _text(value: Any) -> str:
@@ -658,6 +697,165 @@ async def matches(request: web.Request) -> web.Response:
     return json_response({"community": name, "complete": complete, "posts": posts[:limit]})
 
 
+def _topic(raw: dict[str, str]) -> dict[str, Any]:
+    """A topic hash ``pulse:trends:{c}:{topic}`` as the API shows it; null where a field is absent
+    (the hash expires ``retention`` after its topic's last mention; the ranking keeps no TTL)."""
+    return {
+        "count": _maybe_int(raw.get("count")),
+        "forecast": _maybe(raw.get("forecast")),
+        "growth": _maybe(raw.get("growth")),
+        "level": _maybe(raw.get("level")),
+        "momentum": _maybe(raw.get("momentum")),
+        "first_seen": _maybe_int(raw.get("first_seen")),
+    }
+
+
+def _themes(raw: str | None) -> list[dict[str, Any]]:
+    """``pulse:themes:{c}``: a JSON array of theme objects; anything else reads as no themes."""
+    if not raw:
+        return []
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(doc, list):
+        return []
+    return [t for t in doc if isinstance(t, dict) and isinstance(t.get("topic"), str)]
+
+
+async def trends(request: web.Request) -> web.Response:
+    """Hot topics of a community, best trend score first, with each topic's hash and the meetup
+    theme suggestions; empty lists when the trends operator has written nothing for it."""
+    name = community_param(request)
+    limit = int_param(request, "limit", 20)
+    client = request.app[REDIS]
+    key = trends_key(name)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        pipe.zcard(key)
+        pipe.get(f"pulse:themes:{name}")
+        rows, total, themes = await pipe.execute()
+    details: list[dict[str, str]] = []
+    if rows:
+        async with client.pipeline(transaction=False) as pipe:
+            for topic, _ in rows:
+                pipe.hgetall(f"{key}:{topic}")
+            details = await pipe.execute()
+    return json_response(
+        {
+            "community": name,
+            "total": total,
+            "topics": [
+                {"rank": i + 1, "topic": topic, "score": score, **_topic(raw)}
+                for i, ((topic, score), raw) in enumerate(zip(rows, details, strict=True))
+            ],
+            "themes": _themes(themes),
+        }
+    )
+
+
+def _ranked(rows: list[tuple[str, float]], total: int) -> dict[str, Any]:
+    return {
+        "total": total,
+        "members": [{"rank": i + 1, "member": m, "score": s} for i, (m, s) in enumerate(rows)],
+    }
+
+
+async def insights(request: web.Request) -> web.Response:
+    """Members at risk of drifting away and rising members of a community (best first); empty
+    lists until the members operator has passed its first checkpoint for the community."""
+    name = community_param(request)
+    limit = int_param(request, "limit", 10)
+    client = request.app[REDIS]
+    at_risk, rising = f"pulse:members:at-risk:{name}", f"pulse:members:rising:{name}"
+    async with client.pipeline(transaction=False) as pipe:
+        for key in (at_risk, rising):
+            pipe.zrevrange(key, 0, limit - 1, withscores=True)
+            pipe.zcard(key)
+        risk_rows, risk_total, rising_rows, rising_total = await pipe.execute()
+    return json_response(
+        {
+            "community": name,
+            "at_risk": _ranked(risk_rows, risk_total),
+            "rising": _ranked(rising_rows, rising_total),
+        }
+    )
+
+
+KPI_COUNTS = (
+    "posts", "replied", "needs_opened", "needs_resolved", "meetups", "capacity", "attended",
+    "going", "no_shows", "new_members", "returned",
+)  # fmt: skip
+KPI_RATES = (
+    "reply_rate", "median_first_reply_s", "match_success_rate", "fill_rate", "no_show_rate", "return_rate"
+)  # fmt: skip
+KPI_LOOKBACK = 48
+"""Windows (newest first, ``pulse:windows:{size}s``) searched for a community's current KPIs."""
+
+
+async def kpis(request: web.Request) -> web.Response:
+    """The operations KPIs of one window of a community; 404 while that window has none.
+
+    ``current`` is the newest of the newest ``KPI_LOOKBACK`` windows that has the community's
+    KPI hash (a quiet community's current KPIs are those of its last active window).
+    """
+    app = request.app
+    size = app[SETTINGS].window_seconds
+    name = community_param(request)
+    requested = window_param(request, size)
+    client = app[REDIS]
+    start = requested
+    if start is None:
+        newest = await client.zrevrange(windows_key(size), 0, KPI_LOOKBACK - 1)
+        starts = [int(float(_text(s))) for s in newest]
+        if starts:
+            async with client.pipeline(transaction=False) as pipe:
+                for s in starts:
+                    pipe.exists(kpi_key(name, size, s))
+                found = await pipe.execute()
+            start = next((s for s, hit in zip(starts, found, strict=True) if hit), None)
+        if start is None:
+            raise ApiError(
+                404, "not_found", f"no KPIs for community {_shown(name)} in the newest {KPI_LOOKBACK} windows"
+            )
+    fields = await client.hgetall(kpi_key(name, size, start))
+    if not fields:
+        raise ApiError(404, "not_found", f"no KPIs for community {_shown(name)} in window {start}")
+    return json_response(
+        {
+            "community": name,
+            "window_seconds": size,
+            "window": start,
+            "final": _number(fields.get("final")) == 1,
+            "kpis": {
+                **{k: int(_number(fields.get(k))) for k in KPI_COUNTS},
+                **{k: _maybe(fields.get(k)) for k in KPI_RATES},
+            },
+        }
+    )
+
+
+async def recommendations(request: web.Request) -> web.Response:
+    """Upcoming meetups recommended to a member, best first; empty when there are none (the
+    recommendations operator writes a member's list after they RSVP or react, until it expires)."""
+    name = community_param(request)
+    member = id_param(request, "member")
+    limit = int_param(request, "limit", 5, maximum=50)
+    key = recs_key(name, member)
+    async with request.app[REDIS].pipeline(transaction=False) as pipe:
+        pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        pipe.zcard(key)
+        rows, total = await pipe.execute()
+    return json_response(
+        {
+            "community": name,
+            "member": member,
+            "total": total,
+            "meetups": [{"rank": i + 1, "meetup": m, "score": s} for i, (m, s) in enumerate(rows)],
+        }
+    )
+
+
 async def alerts(request: web.Request) -> web.Response:
     """The newest alerts of every community, merged newest first."""
     limit = int_param(request, "limit", 50)
@@ -735,6 +933,10 @@ API_ROUTES: list[tuple[str, Handler]] = [
     ("/api/communities/{community}/atmosphere", atmosphere),
     ("/api/communities/{community}/forecast", forecast),
     ("/api/communities/{community}/matches", matches),
+    ("/api/communities/{community}/trends", trends),
+    ("/api/communities/{community}/insights", insights),
+    ("/api/communities/{community}/kpis", kpis),
+    ("/api/communities/{community}/members/{member}/recommendations", recommendations),
     ("/api/alerts", alerts),
     ("/api/events", events),
 ]

@@ -18,6 +18,7 @@ through the broker and the worker's batch timeout.
 from __future__ import annotations
 
 import contextlib
+import gc
 import tempfile
 import threading
 import time
@@ -181,6 +182,8 @@ def pipeline_run(
             if engine is not None and worker is not None:
                 engine.stop()
                 worker.join(timeout=30)
+            del engine
+            gc.collect()  # destroy the Kafka clients (callbacks make cycles) before their broker stops
             client.close()
             redis_server.stop()
             broker.stop()

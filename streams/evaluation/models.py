@@ -21,6 +21,7 @@ from online_models.evaluate_models import (
     Truth,
     _score_forecasts,
     _score_turnout,
+    noise_floor,
     synthetic_events,
 )
 from streams.evaluation.harness import mark, pipeline_run
@@ -37,7 +38,8 @@ def evaluate_models(
     days: int = 14, communities: int = 12, seed: int = 7, warmup_days: float = 2.0
 ) -> dict[str, Any]:
     """Run, print model vs baselines and the targets; returns the figures."""
-    events = synthetic_events(days, communities, seed, Truth())
+    truth = Truth()
+    events = synthetic_events(days, communities, seed, truth)
     published: dict[tuple[str, int], tuple[int, int]] = {}
 
     def read_forecasts(client: redis.Redis, _until: int) -> None:
@@ -62,6 +64,7 @@ def evaluate_models(
     scored_from = min(ev.ts for ev in events) + int(warmup_days * DAY_MS)
     forecast = _score_forecasts(events, published, DemandSupplyForecaster(), None, scored_from)
     turnout = _score_turnout(events, meetups, losses, scored_from)
+    floor = noise_floor(events, truth, warmup_days)
     print(
         f"{run.events:,} events ({days} days, {communities} communities) through the pipeline"
         f" in {run.seconds:.0f} s"
@@ -78,6 +81,11 @@ def evaluate_models(
     )
     print(f"  log loss {turnout['log_loss']:.4f} vs base rate {turnout['log_loss_base_rate']:.4f}")
     print(f"  sum |predicted - actual| / sum actual          {turnout['weighted_relative_error']:.3f}")
+    print(
+        f"  noise floor: predicting with every member's true probability gives"
+        f" {floor['turnout_mean_relative_error']:.1%} per meetup (binomial noise + meetup-wide shocks);"
+        f" forecasts from the true rates score {floor['forecast_mae']:.3f}"
+    )
     ratio = forecast["ratio_to_best_naive"]
     rel = turnout["mean_relative_error"]
     print("\nTargets (issue #6)")

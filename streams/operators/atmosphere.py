@@ -54,12 +54,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from online_models.sentiment import sentiment
 from schemas.events import Event, Post, Reaction
 from streams.config import Settings
-from streams.operators.base import Observation, OutgoingMessage, Output
+from streams.operators.base import Observation, Output
 
 __all__ = [
     "REACTIONS",
@@ -576,11 +574,7 @@ class AtmosphereIndex:
             "evidence": self._evidence(st, ts),
             **extra,
         }
-        key = f"pulse:alerts:{st.community}"
-        out.messages.append(OutgoingMessage("alerts", st.community, value))
-        out.commands.append(["LPUSH", key, orjson.dumps(value).decode()])
-        out.commands.append(["LTRIM", key, 0, 99])
-        out.alerts.append(kind)
+        out.raise_alert(value)
 
     # -- activity ---------------------------------------------------------------------------------
 

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from schemas.events import Event
+
+ALERTS_KEPT = 100
+"""Length of each ``pulse:alerts:{community}`` list."""
 
 RedisCommand = list[Any]
 """A Redis command as a list, e.g. ``["HSET", "pulse:atmosphere:c1", "index", 0.42]``.
@@ -48,6 +53,17 @@ class Output:
     messages: list[OutgoingMessage] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)  # kinds of alerts raised (for pulse_alerts_total)
+
+    def raise_alert(self, value: dict[str, Any], keep: int = ALERTS_KEPT) -> None:
+        """An alert the one documented way: a message on the ``alerts`` topic (key = community),
+        an entry at the head of ``pulse:alerts:{community}`` (newest first, ``keep`` kept) and a
+        count for ``pulse_alerts_total{kind}``.  ``value`` needs ``kind`` and ``community``."""
+        community = value["community"]
+        key = f"pulse:alerts:{community}"
+        self.messages.append(OutgoingMessage("alerts", community, value))
+        self.commands.append(["LPUSH", key, orjson.dumps(value).decode()])
+        self.commands.append(["LTRIM", key, 0, keep - 1])
+        self.alerts.append(value["kind"])
 
     def extend(self, other: Output) -> None:
         self.commands += other.commands

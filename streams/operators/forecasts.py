@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -68,7 +68,7 @@ from online_models.forecast import (
 )
 from schemas.events import Event, Post
 from streams.operators.base import Observation as Gauge
-from streams.operators.base import OutgoingMessage, Output, RedisCommand
+from streams.operators.base import Output, RedisCommand
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -306,8 +306,7 @@ class DemandSupplyForecaster:
                     st.alerting.discard(tag)  # re-armed only well below the margin: no flapping
             elif rd - rs >= self.gap_margin and rd >= self.gap_ratio * rs and st.closed >= alert_after:
                 st.alerting.add(tag)
-                out.messages.append(self._alert(st, window, tag, rd, rs))
-                out.alerts.append("supply_gap")
+                out.raise_alert(self._alert(st, window, tag, rd, rs))
         st.alerting.intersection_update(st.tag_mix.tags)
         st.pending = PendingForecast(
             window,
@@ -330,8 +329,8 @@ class DemandSupplyForecaster:
 
     def _alert(
         self, st: ForecastState, window: int, tag: str, demand: float, supply: float
-    ) -> OutgoingMessage:
-        value = {
+    ) -> dict[str, Any]:
+        value: dict[str, Any] = {
             "id": f"supply_gap:{st.community}:{tag}:{window}",  # stable: a replay sends the same id
             "kind": "supply_gap",
             "community": st.community,
@@ -342,7 +341,7 @@ class DemandSupplyForecaster:
             "supply": round(supply, 2),
             "gap": round(demand - supply, 2),
         }
-        return OutgoingMessage("alerts", st.community, value)
+        return value
 
     def _observe(self, community: str, st: ForecastState, out: Output) -> None:
         """Gauges of the community's latest numbers (once per batch that closed a window):

@@ -258,18 +258,17 @@ class MatchMaker:
         authors[ev.post] = ev.member
         if len(authors) > cfg.max_authors:
             del authors[next(iter(authors))]
-        tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
-        terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
-        tag_keys = [f"#{t}" for t in tags]
-        if ev.kind in OTHER_SIDE:
-            state.idf.learn_one(tag_keys + terms)
         target = state.posts.get(ev.reply_to) if ev.reply_to else None
         if target is not None:
             if ev.kind == "resolved":
                 self._close(state, batch, target, resolved=True)
             elif ev.member != target.member and ev.member not in target.repliers and len(target.repliers) < 5:
                 target.repliers += (ev.member,)
-        if ev.kind in OTHER_SIDE:
+        if ev.kind in OTHER_SIDE:  # only needs and offers are matched: the rest skips text work
+            tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
+            terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
+            tag_keys = [f"#{t}" for t in tags]
+            state.idf.learn_one(tag_keys + terms)
             previous: dict[str, float] = {}
             old = state.posts.get(ev.post)
             if old is not None:  # an edit: re-score, report only what got better

@@ -71,7 +71,7 @@ import orjson
 
 from online_models.trends import TopicForecaster, poisson_sf, topic_features, topics_of, trend_score
 from schemas.events import Event, Post, Reaction
-from streams.operators.base import Observation, OutgoingMessage, Output, RedisCommand
+from streams.operators.base import Observation, Output, RedisCommand
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -424,8 +424,7 @@ class TrendingTopics:
             "growth": round(n / expected, 2),
             "members": self._top_members(tp, self.theme_members),
         }
-        out.messages.append(OutgoingMessage("alerts", st.community, value))
-        out.alerts.append("topic_surge")
+        out.raise_alert(value)
 
     @staticmethod
     def _top_members(tp: Topic, k: int) -> list[str]:

@@ -14,6 +14,8 @@
   const WALL = params.get("wall") === "1";
   const BOARD_LIMIT = WALL ? 10 : 20; // the wall shows what fits a 1080p screen without scrolling
   const HISTORY_WINDOWS = 24;
+  const TOPICS = WALL ? 4 : 8; // hot topics shown (the wall: what fits under the leaderboard)
+  const PEOPLE = WALL ? 4 : 5; // members at risk / rising shown
   const MOVE_HIGHLIGHT_MS = 2600;
   const FALLBACK_POLL_MS = 15000;
   const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -291,6 +293,9 @@
       $("community").dataset.community = community;
       $("community-title").textContent = community;
       $("community-body").classList.add("loading");
+      $("insights").dataset.community = community;
+      $("insights-community").textContent = community;
+      $("insights-body").classList.add("loading");
     }
     refreshCommunity();
   }
@@ -414,15 +419,103 @@
     $("matches-empty").hidden = posts.length > 0;
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Insights: hot topics, members at risk / rising, operations KPIs (trends, members, kpis operators)
+  // ---------------------------------------------------------------------------------------------
+
+  const pct = (v) => `${Math.round(v * 100)}%`;
+  const fmtSeconds = (s) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+  const fmtCount = (v) => (v < 10 ? v.toFixed(1) : fmtInt(Math.round(v)));
+  const GROWTH_UP = 1.2;
+  const GROWTH_DOWN = 1 / GROWTH_UP;
+
+  // KPI tile → how its value reads and what stands behind it (a tooltip).
+  const KPI_TILES = {
+    match_success_rate: (k) => [pct, `${k.needs_resolved} of ${k.needs_opened} needs resolved within 7 days`],
+    fill_rate: (k) => [pct, `${k.attended} check-ins for ${k.capacity} seats (${k.meetups} meetups)`],
+    no_show_rate: (k) => [pct, `${k.no_shows} of ${k.going} going did not check in`],
+    reply_rate: (k) => [pct, `${k.replied} of ${k.posts} posts replied to within a day`],
+    median_first_reply_s: (k) => [fmtSeconds, `median time to the first reply of ${k.replied} replied posts`],
+    return_rate: (k) => [pct, `${k.returned} of ${k.new_members} new members came back within a week`],
+  };
+
+  function renderKpis(doc) {
+    const box = $("kpis");
+    box.dataset.state = doc ? "present" : "absent";
+    box.dataset.window = doc ? String(doc.window) : "";
+    for (const tile of box.querySelectorAll(".kpi")) {
+      const key = tile.dataset.kpi;
+      const value = doc ? doc.kpis[key] : null;
+      const [fmt, why] = doc ? KPI_TILES[key](doc.kpis) : [null, "not measured yet"];
+      tile.querySelector(".kpi-value").textContent = value === null || value === undefined ? "–" : fmt(value);
+      tile.classList.toggle("undefined", value === null || value === undefined);
+      tile.title = why;
+    }
+    const note = $("kpi-window");
+    if (!doc) note.textContent = "not measured yet";
+    else {
+      const size = doc.window_seconds;
+      note.textContent = `${hhmm(doc.window)}–${hhmm(doc.window + size)} UTC · ${doc.final ? "final" : "in progress"}`;
+    }
+  }
+
+  function renderTopics(doc) {
+    const topics = doc ? doc.topics : [];
+    $("topics").replaceChildren(
+      ...topics.map((t) => {
+        const li = el("li");
+        li.dataset.topic = t.topic;
+        const g = t.growth;
+        const dir = g === null ? "same" : g >= GROWTH_UP ? "up" : g <= GROWTH_DOWN ? "down" : "same";
+        const arrow = dir === "up" ? "▲" : dir === "down" ? "▼" : "▸";
+        li.append(
+          el("span", "topic-name", t.topic),
+          el("span", "num topic-count", t.count === null ? "–" : fmtInt(t.count)),
+          el("span", "num topic-next muted", t.forecast === null ? "" : `→ ${fmtCount(t.forecast)}`),
+          el("span", `num topic-growth ${dir}`, g === null ? "" : `${arrow} ×${g.toFixed(1)}`),
+        );
+        li.title = `${t.topic}: ${t.count ?? "?"} mentions this window, ${t.forecast === null ? "?" : fmtCount(t.forecast)} expected next window, growth ×${g === null ? "?" : g.toFixed(2)}`;
+        return li;
+      }),
+    );
+    $("topics-empty").hidden = topics.length > 0;
+  }
+
+  function renderPeople(id, list, fmt) {
+    const rows = list ? list.members : [];
+    $(id).replaceChildren(
+      ...rows.map((m) => {
+        const li = el("li");
+        li.dataset.member = m.member;
+        li.append(el("span", "member", m.member), el("span", "num muted person-score", fmt(m.score)));
+        return li;
+      }),
+    );
+    $(`${id}-empty`).hidden = rows.length > 0;
+  }
+
+  function renderInsights(trends, people, kpis) {
+    $("insights-empty").hidden = true;
+    $("insights-body").hidden = false;
+    $("insights-body").classList.remove("loading");
+    renderKpis(kpis);
+    renderTopics(trends);
+    renderPeople("at-risk", people && people.at_risk, pct);
+    renderPeople("rising", people && people.rising, (x) => x.toFixed(2));
+  }
+
   const refreshCommunity = coalesced(async () => {
     const c = state.selected;
     if (!c) return;
     const base = communityPath(c);
-    const [detail, atmos, forecast, matches] = await Promise.all([
+    const [detail, atmos, forecast, matches, trends, people, kpis] = await Promise.all([
       api(`${base}?windows=${HISTORY_WINDOWS}&limit=${WALL ? 3 : 5}`),
       api(`${base}/atmosphere?limit=3`),
       api(`${base}/forecast`),
       api(`${base}/matches?limit=5&candidates=3`),
+      api(`${base}/trends?limit=${TOPICS}`),
+      api(`${base}/insights?limit=${PEOPLE}`),
+      api(`${base}/kpis`),
     ]);
     if (c !== state.selected) return; // another community was clicked meanwhile
     $("community-empty").hidden = true;
@@ -447,6 +540,7 @@
     renderAtmosphere(atmos);
     renderForecast(forecast);
     renderMatches(matches);
+    renderInsights(trends, people, kpis);
   }, 250);
 
   // ---------------------------------------------------------------------------------------------

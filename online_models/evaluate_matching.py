@@ -407,6 +407,57 @@ def match_stream(
     return world
 
 
+class MatchScore:
+    """What a member looking at an open need's candidates would judge, need by need."""
+
+    def __init__(self, world: MatchWorld) -> None:
+        self.world = world
+        self.offers: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for pid, kind in world.kind.items():
+            if kind == "offer":
+                self.offers[world.community[pid], world.service[pid]].append(pid)
+        self.p3: list[float] = []
+        self.p3_strict: list[float] = []
+        self.r10: list[float] = []
+        self.pair_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.self_pairs = 0
+        self.sizes: list[int] = []
+
+    def judge(self, community: str, now: int, need: str, member: str, ranked: Sequence[str]) -> None:
+        """Score ``ranked`` (best first) against the offers truly serving ``need`` and open at ``now``."""
+        world = self.world
+        true = {
+            o
+            for o in self.offers[community, world.service[need]]
+            if world.member[o] != member and world.interval[o][0] <= now < world.interval[o][1]
+        }
+        self.self_pairs += sum(world.member[p] == member for p in ranked)
+        if not true:
+            return
+        self.sizes.append(len(true))
+        hits3 = sum(p in true for p in ranked[:3])
+        self.p3.append(hits3 / min(3, len(true)))
+        if len(true) >= 3:
+            self.p3_strict.append(hits3 / 3)
+        self.r10.append(sum(p in true for p in ranked[:10]) / min(10, len(true)))
+        for o in true:
+            group = "same-lang" if world.lang[need] == world.lang[o] else "cross-lang"
+            self.pair_hits[group][1] += 1
+            self.pair_hits[group][0] += o in ranked[:10]
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "needs": sum(k == "need" for k in self.world.kind.values()),
+            "evaluations": len(self.p3),
+            "mean_true": statistics.fmean(self.sizes) if self.sizes else math.nan,
+            "p@3": statistics.fmean(self.p3) if self.p3 else math.nan,
+            "p@3_strict": statistics.fmean(self.p3_strict) if self.p3_strict else math.nan,
+            "r@10": statistics.fmean(self.r10) if self.r10 else math.nan,
+            "pair_recall@10": {g: h / n for g, (h, n) in sorted(self.pair_hits.items())},
+            "self_pairs": self.self_pairs,
+        }
+
+
 def run_matching(
     world: MatchWorld, config: MatchConfig, batch: int = 50
 ) -> tuple[dict[str, Any], list[Output]]:
@@ -416,44 +467,15 @@ def run_matching(
     states: dict[str, MatchState] = {}
     outputs = []
     events = world.events
-    offers: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for pid, kind in world.kind.items():
-        if kind == "offer":
-            offers[world.community[pid], world.service[pid]].append(pid)
-    p3: list[float] = []
-    p3_strict: list[float] = []
-    r10: list[float] = []
-    pair_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    self_pairs = 0
-    sizes: list[int] = []
+    score = MatchScore(world)
     checkpoint = T0 + DAY
 
     def evaluate() -> None:
-        nonlocal self_pairs
         for community, state in states.items():
-            now = state.clock
             for need in state.posts.values():
-                if need.kind != "need":
-                    continue
-                true = {
-                    o
-                    for o in offers[community, world.service[need.pid]]
-                    if world.member[o] != need.member and world.interval[o][0] <= now < world.interval[o][1]
-                }
-                ranked = [p for p, _ in sorted(need.top.items(), key=lambda kv: (-kv[1], kv[0]))]
-                self_pairs += sum(world.member[p] == need.member for p in ranked)
-                if not true:
-                    continue
-                sizes.append(len(true))
-                hits3 = sum(p in true for p in ranked[:3])
-                p3.append(hits3 / min(3, len(true)))
-                if len(true) >= 3:
-                    p3_strict.append(hits3 / 3)
-                r10.append(sum(p in true for p in ranked[:10]) / min(10, len(true)))
-                for o in true:
-                    group = "same-lang" if world.lang[need.pid] == world.lang[o] else "cross-lang"
-                    pair_hits[group][1] += 1
-                    pair_hits[group][0] += o in ranked[:10]
+                if need.kind == "need":
+                    ranked = [p for p, _ in sorted(need.top.items(), key=lambda kv: (-kv[1], kv[0]))]
+                    score.judge(community, state.clock, need.pid, need.member, ranked)
 
     for at in range(0, len(events), batch):
         chunk = events[at : at + batch]
@@ -465,17 +487,7 @@ def run_matching(
             if ev.community not in states:
                 states[ev.community] = op.new_state(ev.community)
         outputs.append(op.apply_batch(states, chunk))
-    metrics = {
-        "needs": sum(k == "need" for k in world.kind.values()),
-        "evaluations": len(p3),
-        "mean_true": statistics.fmean(sizes),
-        "p@3": statistics.fmean(p3),
-        "p@3_strict": statistics.fmean(p3_strict) if p3_strict else math.nan,
-        "r@10": statistics.fmean(r10),
-        "pair_recall@10": {g: h / n for g, (h, n) in sorted(pair_hits.items())},
-        "self_pairs": self_pairs,
-        "messages": sum(len(o.messages) for o in outputs),
-    }
+    metrics = {**score.metrics(), "messages": sum(len(o.messages) for o in outputs)}
     return metrics, outputs
 
 

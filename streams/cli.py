@@ -313,3 +313,13 @@ def evaluate_models(days: int, communities: int, seed: int, warmup_days: float) 
     from streams.evaluation.models import evaluate_models as run
 
     run(days, communities, seed, warmup_days)
+
+
+@evaluate.command("matching")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--days", type=int, default=30, show_default=True, help="Simulated days of needs and offers.")
+def evaluate_matching(seed: int, days: int) -> None:
+    """Need/offer match candidates: precision@3 and recall@10 of what Redis shows, once a day."""
+    from streams.evaluation.matching import evaluate_matching as run
+
+    run(seed, days)

@@ -85,7 +85,9 @@ class Scenario:
 
     @property
     def community(self) -> str:
-        return f"{self.kind}-{self.lang}-{self.posts_per_hour:g}-{self.seed}"
+        """Unique per scenario: :func:`scenarios` runs them side by side through one pipeline."""
+        severity = f"-{self.severity}" if self.kind == "drop" else ""
+        return f"{self.kind}{severity}-{self.lang}-{self.posts_per_hour:g}-{self.seed}"
 
     @property
     def change_ms(self) -> int | None:
@@ -108,7 +110,8 @@ def _reaction_tables() -> tuple[tuple[list[str], list[int]], ...]:
 
 def generate(sc: Scenario) -> list[Event]:
     """The scenario's events in event-time order (deterministic for a given scenario)."""
-    rng = random.Random(f"{sc.community}:{sc.severity}:{sc.change_h}")
+    base = f"{sc.kind}-{sc.lang}-{sc.posts_per_hour:g}-{sc.seed}"  # the seed the tables were measured with
+    rng = random.Random(f"{base}:{sc.severity}:{sc.change_h}")
     pb = _phrasebank()
     reactions = _reaction_tables()
     positive, negative = rng.uniform(0.3, 0.55), rng.uniform(0.05, 0.2)

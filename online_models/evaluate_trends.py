@@ -226,15 +226,17 @@ def topic_stream(
     surges: bool = True,
     surges_per_week: float = 3.0,
     posts_per_hour: float = 40.0,
+    prefix: str = "",
 ) -> tuple[list[Event], list[Surge]]:
-    """Posts (and a few reactions) of ``communities`` communities, with the surges planted."""
+    """Posts (and a few reactions) of ``communities`` communities, with the surges planted.
+    Communities are named ``{prefix}{lang}{i}`` (``en0``, ``zh1``, ``mixed2``...)."""
     rng = random.Random(seed)
     events: list[Event] = []
     planted: list[Surge] = []
     end_ms = START_MS + days * DAY_MS
     for ci in range(communities):
         lang = ("en", "zh", "mixed")[ci % 3]
-        c = f"{lang}{ci}"
+        c = f"{prefix}{lang}{ci}"
         tz = rng.choice((-5, 0, 1, 8))
         rate = posts_per_hour * rng.uniform(0.5, 1.5)
         base = list(EN_TOPICS if lang == "en" else ZH_TOPICS)
@@ -387,16 +389,13 @@ def busy_cost(
 
 
 def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: int) -> dict[str, Any]:
+    """Run the operator directly, record what it published after every batch (the top topics
+    of each community it wrote to, its alerts) and score that with :func:`score_trends`."""
     op = TrendingTopics()
     redis = MiniRedis()
-    by_community: dict[str, list[Surge]] = defaultdict(list)
-    for s in surges:
-        by_community[s.community].append(s)
-    hit_at: dict[int, int] = {}
+    views: list[View] = []
+    alerts: list[dict[str, Any]] = []
     sampled_hour: dict[str, int] = {}
-    slots = spurious = 0
-    alerted_at: dict[int, int] = {}
-    false_alerts: list[dict[str, Any]] = []
     spent = 0.0
     warm = START_MS + op.warmup_buckets * op.bucket_ms
     trend_model.cache_clear()
@@ -405,55 +404,116 @@ def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: 
         batch_out = out[0]
         redis.apply(batch_out.commands)
         ts = batch[-1].ts
-        for msg in batch_out.messages:
-            v = msg.value
-            match = [
-                i for i, s in enumerate(surges)
-                if s.community == v["community"] and s.topic == v["topic"] and s.start <= v["ts"] <= s.end
-            ]  # fmt: skip
-            if match:
-                alerted_at.setdefault(match[0], v["ts"])
-            elif v["ts"] >= warm:
-                false_alerts.append(v)
+        alerts += [msg.value for msg in batch_out.messages]
         hour = ts // HOUR_MS
         for community in sorted({ev.community for ev in batch}):
+            usual = None
             if ts >= warm and sampled_hour.get(community, 0) < hour:  # ranking noise, hourly
                 sampled_hour[community] = hour
                 st = run_operator.states[community]  # type: ignore[attr-defined]
                 usual = sorted(st.topics, key=lambda n: -st.topics[n].level)[:10]
-                surging = {s.topic for s in by_community.get(community, ()) if s.start <= ts <= s.end}
-                for topic in redis.top(f"pulse:trends:{community}", top_k):
-                    slots += 1
-                    spurious += topic not in usual and topic not in surging
-            for s in by_community.get(community, ()):
-                i = surges.index(s)
-                in_top = s.topic in redis.top(f"pulse:trends:{community}", top_k)
-                if i not in hit_at and s.start <= ts <= s.end and in_top:
-                    hit_at[i] = ts
+            views.append(View(ts, community, redis.top(f"pulse:trends:{community}", top_k), usual))
     states = run_operator.states  # type: ignore[attr-defined]
+    n_events = len(events)
+    weeks = len(states) * (events[-1].ts - warm) / WEEK_MS
+    scored = score_trends(surges, views, alerts, warm, weeks, top_k)
+    err = [sum(st.abs_err[k] for st in states.values()) for k in range(3)]
+    n_scored = sum(st.scored for st in states.values())
+    sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
+    return {
+        "events": n_events,
+        "communities": len(states),
+        "us_per_event": round(spent / n_events * 1e6, 1),
+        **scored,
+        "forecast_mae": round(err[0] / n_scored, 3),
+        "mae_last_value": round(err[1] / n_scored, 3),
+        "mae_level": round(err[2] / n_scored, 3),
+        "forecasts_scored": n_scored,
+        "snapshot_bytes_max": max(sizes),
+        "snapshot_bytes_mean": round(statistics.mean(sizes)),
+    }
+
+
+@dataclass
+class View:
+    """One reading of what a community's trends publish: at ``ts`` (ms), the best topics of
+    ``pulse:trends:{community}``, best first, and — when the ranking noise is sampled — the
+    community's ``usual`` topics (its ten heaviest by level), else None."""
+
+    ts: int
+    community: str
+    top: Sequence[str]
+    usual: Sequence[str] | None = None
+
+
+def score_trends(
+    surges: Sequence[Surge],
+    views: Iterable[View],
+    alerts: Iterable[dict[str, Any]],
+    warm: int,
+    community_weeks: float,
+    top_k: int = 3,
+) -> dict[str, Any]:
+    """Score what was published against the planted surges.
+
+    * a surge is *in the top k* at the first reading (``views``, in time order) between its
+      start and its end whose top ``top_k`` hold its topic; latency = reading time − start;
+    * a ``topic_surge`` alert is true when it names a planted surge's community and topic
+      between the surge's start and end, else false (after the warm-up ``warm``), counted per
+      community-week;
+    * ranking noise: the share of top-k slots held by a topic neither usual nor surging, over
+      the readings with ``usual`` topics.
+
+    >>> s = Surge("c", "llm", START_MS + DAY_MS, 3.0, 20.0, 0.0, 1.0, "en")
+    >>> views = [View(s.start + 10 * 60_000, "c", ["rust", "go"]), View(s.start + 20 * 60_000, "c", ["llm"])]
+    >>> alerts = [{"kind": "topic_surge", "community": "c", "topic": "llm", "ts": s.start + 900_000}]
+    >>> r = score_trends([s], views, alerts, START_MS, 1.0)
+    >>> r["top3_within_30min"], r["top3_latency_min_median"], r["alert_latency_min_median"], r["false_alerts"]
+    (1.0, 20.0, 15.0, 0)
+    """
+    by_community: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(surges):
+        by_community[s.community].append(i)
+    hit_at: dict[int, int] = {}
+    slots = spurious = 0
+    for v in views:
+        ts, top = v.ts, list(v.top[:top_k])
+        if v.usual is not None:
+            surging = {
+                surges[i].topic
+                for i in by_community.get(v.community, ())
+                if surges[i].start <= ts <= surges[i].end
+            }
+            usual = set(v.usual)
+            for topic in top:
+                slots += 1
+                spurious += topic not in usual and topic not in surging
+        for i in by_community.get(v.community, ()):
+            s = surges[i]
+            if i not in hit_at and s.start <= ts <= s.end and s.topic in top:
+                hit_at[i] = ts
+    alerted_at: dict[int, int] = {}
+    false_alerts: list[dict[str, Any]] = []
+    for a in alerts:
+        if a.get("kind", "topic_surge") != "topic_surge":
+            continue
+        match = [
+            i for i in by_community.get(a["community"], ())
+            if surges[i].topic == a["topic"] and surges[i].start <= a["ts"] <= surges[i].end
+        ]  # fmt: skip
+        if match:
+            alerted_at.setdefault(match[0], a["ts"])
+        elif a["ts"] >= warm:
+            false_alerts.append(a)
     latencies = [(hit_at[i] - s.start) / 60_000 if i in hit_at else math.inf for i, s in enumerate(surges)]
     alert_lat = [
         (alerted_at[i] - s.start) / 60_000 if i in alerted_at else math.inf for i, s in enumerate(surges)
     ]
-    n_events = len(events)
-    weeks = len(states) * (events[-1].ts - warm) / WEEK_MS
-    err = [sum(st.abs_err[k] for st in states.values()) for k in range(3)]
-    scored = sum(st.scored for st in states.values())
-    sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
     result: dict[str, Any] = {
-        "events": n_events,
-        "communities": len(states),
-        "us_per_event": round(spent / n_events * 1e6, 1),
         "false_alerts": len(false_alerts),
-        "community_weeks": round(weeks, 1),
-        "false_alerts_per_community_week": round(len(false_alerts) / weeks, 3),
+        "community_weeks": round(community_weeks, 1),
+        "false_alerts_per_community_week": round(len(false_alerts) / community_weeks, 3),
         "top3_spurious_share": round(spurious / max(slots, 1), 3),
-        "forecast_mae": round(err[0] / scored, 3),
-        "mae_last_value": round(err[1] / scored, 3),
-        "mae_level": round(err[2] / scored, 3),
-        "forecasts_scored": scored,
-        "snapshot_bytes_max": max(sizes),
-        "snapshot_bytes_mean": round(statistics.mean(sizes)),
     }
     if surges:
         by_lang: dict[str, list[float]] = defaultdict(list)
@@ -736,15 +796,7 @@ def evaluate_members(
         for key in {cmd[1] for cmd in out.commands if cmd[0] == "DEL" and ":at-risk:" in cmd[1]}:
             lists.append((batch[0].ts // DAY_MS * DAY_MS, key.rsplit(":", 1)[1], redis.top(key, 20)))
     states = run_operator.states  # type: ignore[attr-defined]
-    active: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for ev in events:
-        active[(ev.community, ev.member)].append(ev.ts)
-    hits = total = 0
-    for ts, community, top in lists:
-        for member in top:
-            times = active[(community, member)]
-            total += 1
-            hits += not any(ts < t <= ts + WEEK_MS for t in times)
+    hits, total = score_at_risk(events, lists)
     model_y = [y for y, _ in scored["model"]]
     sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
     return {
@@ -762,6 +814,32 @@ def evaluate_members(
         "snapshot_bytes_max": max(sizes),
         "members_tracked": [len(st.table) for st in states.values()],
     }
+
+
+def score_at_risk(
+    events: Sequence[Event], lists: Iterable[tuple[int, str, Sequence[str]]], complete: bool = False
+) -> tuple[int, int]:
+    """(members listed, of them inactive for the week after the list) over published at-risk
+    lists: (checkpoint time, community, members best first).  ``complete``: only lists whose
+    next week lies inside the stream (a list of the last days would count everyone as gone).
+
+    >>> evs = [Post("e1", "c", "ann", START_MS + DAY_MS, "p1", "hi", "post", (), None)]
+    >>> score_at_risk(evs, [(START_MS, "c", ["ann", "bob"])])
+    (1, 2)
+    """
+    active: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for ev in events:
+        active[(ev.community, ev.member)].append(ev.ts)
+    last = max((ev.ts for ev in events), default=0)
+    hits = total = 0
+    for ts, community, top in lists:
+        if complete and ts + WEEK_MS > last:
+            continue
+        for member in top:
+            times = active[(community, member)]
+            total += 1
+            hits += not any(ts < t <= ts + WEEK_MS for t in times)
+    return hits, total
 
 
 def exact_auc(pairs: Sequence[tuple[bool, float]]) -> float:

@@ -13,10 +13,14 @@ earliest *frontier* (newest buffered time) of the task's topic-partitions that m
 older events.
 
 A topic-partition stops holding the others back when it is *caught up* (the engine saw its end,
-``enable.partition.eof``), or when nothing has come from it for ``idle_ms`` (what an engine that
-cannot see partition ends relies on; also a safety net).  A task never holds more than
-``max_held`` messages: beyond that it releases in arrival order, so memory stays bounded when
-one topic is far ahead.  Without a clock (``now=None``) nothing is held: tests and replays that
+``enable.partition.eof``).  An engine that cannot see partition ends (Faust) relies instead on
+``idle_ms``: a partition that brought nothing for that long holds nobody back.  One that can
+(:meth:`EventTimeAligner.expect_ends`) waits for the end however long the consumer takes to get
+there — in a backlog, librdkafka may hand out minutes of one partition before the next, and a
+wall-clock timeout would then release the leading topic early — and keeps the leading
+partition from being fetched meanwhile (``pause``, see :meth:`held_of`).  A task never holds
+more than ``max_held`` messages: beyond that it releases in arrival order, so memory stays
+bounded whatever happens.  Without a clock (``now=None``) nothing is held: tests and replays that
 call the pipeline with a whole stream get it back merged in time order.
 
 Held messages are not applied and their offsets are not stored, so a crash loses nothing: the
@@ -77,8 +81,17 @@ class EventTimeAligner(Generic[T]):
         if source is not None:
             source.caught_up = True
 
+    def expect_ends(self) -> None:
+        """The engine reports every partition's end: wait for it instead of timing out."""
+        self.idle = float("inf")
+
     def held(self) -> int:
         return sum(len(s.buffer) for s in self.sources.values())
+
+    def held_of(self, tp: TopicPartition) -> int:
+        """Messages of ``tp`` waiting for the rest of its task (the engine pauses a runaway one)."""
+        source = self.sources.get(tp)
+        return len(source.buffer) if source is not None else 0
 
     def next_offset(self, tp: TopicPartition) -> int | None:
         """The offset after the last buffered message of ``tp`` (None: nothing buffered)."""

@@ -323,3 +323,31 @@ def evaluate_matching(seed: int, days: int) -> None:
     from streams.evaluation.matching import evaluate_matching as run
 
     run(seed, days)
+
+
+@evaluate.command("trends")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=int, default=7, show_default=True, help="Simulated days (the first is warm-up).")
+@click.option(
+    "--communities", type=int, default=6, show_default=True, help="With surges (as many steady ones too)."
+)
+@click.option(
+    "--checkpoint-minutes", type=int, default=5, show_default=True, help="Read the top 3 this often."
+)
+def evaluate_trends(seed: int, days: int, communities: int, checkpoint_minutes: int) -> None:
+    """Hot topics: surging topics' time to the top 3 (English, Chinese, mixed), false surge alerts."""
+    from streams.evaluation.insights import evaluate_trends as run
+
+    run(days=days, communities=communities, seed=seed, checkpoint_minutes=checkpoint_minutes)
+
+
+@evaluate.command("members")
+@click.option("--seed", type=int, default=11, show_default=True)
+@click.option("--days", type=int, default=120, show_default=True, help="Simulated days.")
+@click.option("--communities", type=int, default=3, show_default=True)
+@click.option("--members", type=int, default=400, show_default=True, help="Members per community.")
+def evaluate_members(seed: int, days: int, communities: int, members: int) -> None:
+    """Member risk: progressive-validation ROC AUC vs the recency-only baseline, at-risk lists."""
+    from streams.evaluation.insights import evaluate_members as run
+
+    run(days=days, communities=communities, members=members, seed=seed)

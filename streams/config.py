@@ -87,7 +87,10 @@ class Settings(BaseSettings):
         " its partition number (0: no alignment).",
     )
     align_max_held: int = Field(
-        200_000, ge=0, description="Event-time alignment: most messages held per partition number."
+        100_000,
+        ge=0,
+        description="Event-time alignment: most messages held per partition number (a partition"
+        " holding an eighth of it is paused until it drains).",
     )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
     metrics_host: str = Field("0.0.0.0", description="Bind address of the Prometheus /metrics endpoint.")

@@ -25,7 +25,7 @@ A retried event has the same key and so lands on the same partition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -111,9 +111,11 @@ class Pipeline:
         messages: Sequence[Message],
         progress: dict[TopicPartition, PartitionProgress],
         now: float | None = None,
+        ends: Iterable[TopicPartition] = (),
     ) -> BatchResult:
         """Decode ``messages``, release what event-time alignment allows (everything when ``now``
-        is None, see :mod:`streams.alignment`) and apply it; held messages wait for a later call."""
+        is None, see :mod:`streams.alignment`) and apply it; held messages wait for a later call.
+        ``ends``: partitions the consumer has read to their end, these messages included."""
         size = self.window_seconds
         size_ms = size * 1000
         grace_ms = self.grace_ms
@@ -135,6 +137,8 @@ class Pipeline:
                 continue  # applied (or held) already, e.g. before a restart or rebalance: never twice
             ev = decode(msg.topic, msg.value, latest_ts)
             aligner.add(tp, msg.offset, (msg, ev), None if ev.__class__ is Rejection else ev.ts, now)  # type: ignore[union-attr]
+        for tp in ends:
+            aligner.caught_up(tp)
         for tp, offset, (msg, ev) in aligner.release(now):
             prog = progress[tp]
             change = changes.get(tp)

@@ -33,7 +33,8 @@ def test_pipeline_alerts_equal_the_operator_run_without_kafka() -> None:
     key = lambda a: (a["community"], a["ts"], a["id"])  # noqa: E731
     assert sorted(published, key=key) == sorted(expected, key=key)
     kinds = {(a["community"], a["kind"]) for a in expected}
-    assert ("drop-zh-60-1", "atmosphere_drop") in kinds and ("collapse-en-60-2", "activity_drop") in kinds
+    assert ("drop-severe-zh-60-1", "atmosphere_drop") in kinds
+    assert ("collapse-en-60-2", "activity_drop") in kinds
 
 
 def test_matching_evaluation_reads_what_redis_shows() -> None:

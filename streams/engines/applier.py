@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import orjson
 import redis
@@ -93,18 +93,19 @@ class BatchApplier:
         self.progress.clear()
         self.pipeline.aligner.assign([], None)
 
-    def caught_up(self, tp: TopicPartition) -> None:
-        """The consumer reached the end of ``tp`` (it holds no other partition back)."""
-        self.pipeline.aligner.caught_up(tp)
+    def held_of(self, tp: TopicPartition) -> int:
+        return self.pipeline.aligner.held_of(tp)
 
     @property
     def held(self) -> int:
         """Messages decoded but held back by event-time alignment (applied by a later batch)."""
         return self.pipeline.aligner.held()
 
-    def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Run the pipeline and ship dead letters; the caller then commits the result."""
-        result = self.pipeline.apply_batch(messages, self.progress, time.monotonic() if self.align else None)
+    def process(self, messages: Sequence[Message], ends: Iterable[TopicPartition] = ()) -> BatchResult:
+        """Run the pipeline and ship dead letters; the caller then commits the result.  ``ends``:
+        partitions read to their end (they hold no other partition back in event time)."""
+        now = time.monotonic() if self.align else None
+        result = self.pipeline.apply_batch(messages, self.progress, now, ends)
         output = self._run_operators(result)
         for dl in result.dead_letters:
             self._produce_dead_letter(dl.message, dl.reason, dl.detail)
@@ -128,8 +129,8 @@ class BatchApplier:
         wanted = runner.missing(result.events)
         if wanted:
             loaded = self.with_redis(lambda: self.store.load_states(wanted), time.sleep)
-            for name, blobs in loaded.items():  # type: ignore[attr-defined]
-                runner.load(name, blobs)
+            for name, (blobs, logs) in loaded.items():  # type: ignore[attr-defined]
+                runner.load(name, blobs, logs)
         output, snapshots = runner.run(result.events)
         result.commands = output.commands + snapshots
         return output

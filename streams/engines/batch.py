@@ -35,7 +35,7 @@ def consumer_config(settings: Settings) -> dict[str, object]:
         "heartbeat.interval.ms": max(100, settings.session_timeout_ms // 4),
         "fetch.wait.max.ms": min(100, settings.batch_timeout_ms),
         "queued.max.messages.kbytes": 262144,
-        "enable.partition.eof": True,  # a partition's end releases what event-time alignment holds
+        "enable.partition.eof": False,  # ends come from the watermarks (see BatchEngine._at_end)
     }
 
 
@@ -59,6 +59,9 @@ class BatchEngine:
         self.stop_event = threading.Event()
         self.applier = BatchApplier(settings, self.store, self.producer)
         self.applier.stopping = self.stop_event.is_set
+        self.applier.pipeline.aligner.expect_ends()  # _at_end reports them
+        self.paused: set[tuple[str, int]] = set()  # ran ahead in event time: not fetched for now
+        self.positions: dict[tuple[str, int], int] = {}  # next offset to read, per assigned partition
         self.logical = {settings.topic(t): t for t in ("posts", "reactions", "rsvps")}
         self.consumer: Consumer | None = None
         self.assignment: list[TopicPartition] = []
@@ -72,10 +75,14 @@ class BatchEngine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(self.logical[p.topic], p.partition) for p in partitions]
         self.applier.restore(tps)
+        self.positions = {}
         for p, tp in zip(partitions, tps, strict=True):
             stored = self.applier.progress[tp].next_offset
             p.offset = stored if stored >= 0 else OFFSET_BEGINNING
+            if stored >= 0:
+                self.positions[tp] = stored
         self.assignment = partitions
+        self.paused.clear()
         self.generation += 1
         consumer.assign(partitions)
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions))
@@ -83,6 +90,7 @@ class BatchEngine:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.applier.revoke()
         self.assignment = []
+        self.paused.clear()
         self.generation += 1
         consumer.unassign()
 
@@ -90,8 +98,11 @@ class BatchEngine:
         """After a refused batch: reload progress and rewind to what Redis holds."""
         tps = [(self.logical[p.topic], p.partition) for p in self.assignment]
         self.applier.restore(tps)
+        self.positions = {}
         for p, tp in zip(self.assignment, tps, strict=True):
             stored = self.applier.progress[tp].next_offset
+            if stored >= 0:
+                self.positions[tp] = stored
             consumer.seek(TopicPartition(p.topic, p.partition, stored if stored >= 0 else OFFSET_BEGINNING))
 
     # --- main loop -------------------------------------------------------------------------------
@@ -110,18 +121,18 @@ class BatchEngine:
                 started = time.perf_counter()
                 generation = self.generation
                 messages = []
+                positions = self.positions
                 for m in raw:
                     err = m.error()
                     if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            self.applier.caught_up((logical[m.topic()], m.partition()))
-                        else:
+                        if err.code() != KafkaError._PARTITION_EOF:
                             self._on_error(err)
                         continue
-                    messages.append(
-                        Message(logical[m.topic()], m.partition(), m.offset(), m.key(), m.value())
-                    )
-                result = self.applier.process(messages)
+                    msg = Message(logical[m.topic()], m.partition(), m.offset(), m.key(), m.value())
+                    messages.append(msg)
+                    positions[(msg.topic, msg.partition)] = msg.offset + 1
+                result = self.applier.process(messages, self._at_end(consumer))
+                self._pace(consumer)
                 if not result.messages:
                     continue  # everything read is held back by event-time alignment, for now
                 committed = self.applier.commit(result, self._wait_paused)
@@ -138,6 +149,42 @@ class BatchEngine:
             consumer.close()
             self.producer.flush(10)
 
+    def _at_end(self, consumer: Consumer) -> list[tuple[str, int]]:
+        """Assigned partitions read to the end of what the broker had at the last fetch.
+
+        Compared with the fetch's high watermark rather than waiting for librdkafka's
+        ``_PARTITION_EOF``: that event needs the position to *equal* the watermark, which never
+        happens on brokers whose watermark lags the last batch (the embedded Tansu).
+        """
+        out = []
+        for p in self.assignment:
+            tp = (self.logical[p.topic], p.partition)
+            low, high = consumer.get_watermark_offsets(TopicPartition(p.topic, p.partition), cached=True)
+            if high >= 0 and self.positions.get(tp, low) >= high:
+                out.append(tp)
+        return out
+
+    def _pace(self, consumer: Consumer) -> None:
+        """Stop fetching a partition whose messages wait for the rest of its task (it ran ahead in
+        event time); fetch it again once they have mostly been applied."""
+        if not self.assignment:
+            return
+        high = max(1000, self.settings.align_max_held // 8)
+        changed = False
+        for p in self.assignment:
+            tp = (self.logical[p.topic], p.partition)
+            held = self.applier.held_of(tp)
+            if tp not in self.paused and held > high:
+                consumer.pause([TopicPartition(p.topic, p.partition)])
+                self.paused.add(tp)
+                changed = True
+            elif tp in self.paused and held < high // 4:
+                consumer.resume([TopicPartition(p.topic, p.partition)])
+                self.paused.discard(tp)
+                changed = True
+        if changed:
+            log.debug("paused (ahead in event time): %s", sorted(self.paused))
+
     def _wait_paused(self, seconds: float) -> None:
         """Wait for Redis without fetching more, while the consumer keeps its group membership."""
         consumer = self.consumer
@@ -148,7 +195,8 @@ class BatchEngine:
         while time.monotonic() < deadline:
             consumer.consume(1, max(0.0, min(0.2, deadline - time.monotonic())))
         if self.assignment:
-            consumer.resume(self.assignment)
+            ahead = self.paused
+            consumer.resume([p for p in self.assignment if (self.logical[p.topic], p.partition) not in ahead])
 
     def _commit_kafka(self, consumer: Consumer, result: object) -> None:
         offsets = []

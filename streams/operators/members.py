@@ -22,6 +22,14 @@ community's event time (epoch-aligned days by default), when the first event pas
        DEL + ZADD pulse:members:rising:{community}   <P(active) · trend> <member>  top ``top_n``
            members on at least two active days whose last week beats their monthly average
 
+   and, once the first labels are known, the progressive validation so far (cumulative;
+   ``pulse evaluate members`` reads it)::
+
+       HSET pulse:members:model:{community} checkpoint <ms> labels <n> positives <n>
+            auc <model> auc_recency <recency-only baseline>      (ROC AUC, binned)
+            bins <JSON {"model": [pos, neg], "recency": [pos, neg]}: labels per probability
+                  bin (100 bins), so AUCs can be pooled or differenced between checkpoints>
+
 4. **evicts** members with no action for ``evict_days`` and no pending label.
 
 Bounded memory per community: at most ``max_members`` members (beyond, the least recently
@@ -52,6 +60,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import orjson
 
 from online_models.churn import (
     FEATURES,
@@ -240,6 +250,8 @@ class MemberInsights:
         self._evict_idle(st, now)  # 3. forget the long gone
         out.commands += self._ranking(f"pulse:members:at-risk:{st.community}", at_risk)
         out.commands += self._ranking(f"pulse:members:rising:{st.community}", rising)
+        if st.labels:
+            out.commands.append(self._validation(st, now))
         self._observe(st, len(at_risk), labelled, out)
 
     def _score(
@@ -249,6 +261,21 @@ class MemberInsights:
         scored against the label before it is learned (evaluations and tests hook in here)."""
         st.auc.update(y, p_model)
         st.auc_baseline.update(y, p_baseline)
+
+    @staticmethod
+    def _validation(st: MemberState, now: int) -> RedisCommand:
+        """The ``pulse:members:model:{community}`` hash: progressive validation of both models."""
+        cmd: RedisCommand = [
+            "HSET", f"pulse:members:model:{st.community}",
+            "checkpoint", now, "labels", st.labels, "positives", st.positives,
+        ]  # fmt: skip
+        for field_name, auc in (("auc", st.auc), ("auc_recency", st.auc_baseline)):
+            value = auc.get()
+            if value is not None:
+                cmd += [field_name, repr(round(value, 4))]
+        bins = {"model": [st.auc.pos, st.auc.neg], "recency": [st.auc_baseline.pos, st.auc_baseline.neg]}
+        cmd += ["bins", orjson.dumps(bins).decode()]
+        return cmd
 
     def _ranking(self, key: str, scored: list[tuple[float, str]]) -> list[RedisCommand]:
         scored.sort()

@@ -1,10 +1,21 @@
-"""Runs the stateful operators over a batch and turns their state into snapshots.
+"""Runs the stateful operators over a batch and turns their state into snapshots and logs.
 
 Pure like the operators (no I/O): the engine asks :meth:`OperatorRunner.missing` which
-community states are not in memory, loads their snapshots from the store, hands them to
-:meth:`OperatorRunner.load`, then calls :meth:`OperatorRunner.run`.  The snapshots of every
-community a batch touched come back as Redis commands for the batch's atomic script, so the
-stored state always matches the stored offsets.
+community states are not in memory, loads what the store holds for them, hands it to
+:meth:`OperatorRunner.load`, then calls :meth:`OperatorRunner.run`.  The Redis commands that
+persist every community a batch touched come back for the batch's atomic script, so the stored
+state always matches the stored offsets.
+
+Persisting a state means pickling it, and river models pickle slowly (~0.4-0.6 ms per community
+for the forecast and turnout states): doing it for every community of every batch capped the
+worker at small batches, which is what low latency needs.  So a community's state is
+snapshotted only every ``snapshot_every`` to ``2 × snapshot_every - 1`` batches (staggered by
+community, so snapshots do not all fall on one batch); in between, the community's events of
+each batch are appended to its log (``pulse:log:{operator}:{community}``, one entry per batch,
+a few µs to pickle).  Loading a state = its snapshot, then its log replayed batch by batch
+through the operator with the outputs thrown away (their effects are already in Redis).  A
+community's state depends only on its own events, in order and batch by batch (the contract
+suite checks it), so the replayed state is the state the worker had.
 
 States live in memory as a cache of what Redis holds: any of them can be dropped between
 batches (LRU beyond ``max_states``, or all of them on a rebalance) and is reloaded on demand.
@@ -16,15 +27,15 @@ batches (LRU beyond ``max_states``, or all of them on a rebalance) and is reload
 ...     def apply_batch(self, states, events):
 ...         for ev in events: states[ev.community][0] += 1
 ...         return Output()
->>> runner = OperatorRunner([Count()])
+>>> runner = OperatorRunner([Count()], snapshot_every=2)
 >>> batch = [Post("e1", "c1", "m", 946_684_800_000, "p", "hi", "post", (), None)]
 >>> runner.missing(batch)
 {'count': ['c1']}
 >>> runner.load("count", {"c1": None})
->>> output, snapshots = runner.run(batch)
->>> snapshots[0][:3]
-['HSET', 'pulse:state:count', 'c1']
->>> runner.clear(); runner.load("count", {"c1": snapshots[0][3]}); runner.states["count"]["c1"]
+>>> output, persist = runner.run(batch)
+>>> persist[0][:2]  # the first batch goes to the log
+['RPUSH', 'pulse:log:count:c1']
+>>> runner.clear(); runner.load("count", {"c1": None}, {"c1": [persist[0][2]]}); runner.states["count"]["c1"]
 [1]
 """
 
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import pickle
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +52,8 @@ from schemas.events import Event
 from streams.operators.base import Output, RedisCommand, StatefulOperator
 
 SNAPSHOTS_PER_COMMAND = 500  # Lua's unpack() has a stack limit of a few thousand arguments
+SNAPSHOT_EVERY = 16
+"""Batches a community's state may be behind its snapshot (at least; up to twice, staggered)."""
 
 
 def state_key(name: str) -> str:
@@ -47,16 +61,38 @@ def state_key(name: str) -> str:
     return f"pulse:state:{name}"
 
 
+def log_key(name: str, community: str) -> str:
+    """List of the community's events since its snapshot: one base64 pickle per batch."""
+    return f"pulse:log:{name}:{community}"
+
+
+def _blob(value: Any) -> str:
+    return base64.b64encode(pickle.dumps(value, protocol=5)).decode()
+
+
+def _unblob(blob: bytes | str) -> Any:
+    return pickle.loads(base64.b64decode(blob))
+
+
 class OperatorRunner:
-    def __init__(self, operators: Sequence[StatefulOperator[Any]], max_states: int = 20_000) -> None:
+    def __init__(
+        self,
+        operators: Sequence[StatefulOperator[Any]],
+        max_states: int = 20_000,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
         self.operators = list(operators)
         self.max_states = max_states
+        self.snapshot_every = snapshot_every
         self.states: dict[str, OrderedDict[str, Any]] = {op.name: OrderedDict() for op in self.operators}
+        # Per operator and community: batches in the log since the snapshot.
+        self.logged: dict[str, dict[str, int]] = {op.name: {} for op in self.operators}
 
     def clear(self) -> None:
         """Forget every state (a rebalance, or a refused batch): Redis holds the truth."""
-        for states in self.states.values():
+        for name, states in self.states.items():
             states.clear()
+            self.logged[name].clear()
 
     def missing(self, events: Sequence[Event]) -> dict[str, list[str]]:
         communities = list(dict.fromkeys(ev.community for ev in events))
@@ -68,37 +104,63 @@ class OperatorRunner:
                 wanted[op.name] = absent
         return wanted
 
-    def load(self, name: str, blobs: dict[str, bytes | str | None]) -> None:
-        """Install snapshots (``None``: a community never seen, so a fresh state)."""
+    def load(
+        self,
+        name: str,
+        blobs: dict[str, bytes | str | None],
+        logs: dict[str, list[bytes]] | None = None,
+    ) -> None:
+        """Install snapshots (``None``: no snapshot yet, so a fresh state) and replay their logs."""
         op = next(op for op in self.operators if op.name == name)
         states = self.states[name]
         for community, blob in blobs.items():
-            states[community] = (
-                op.new_state(community) if blob is None else pickle.loads(base64.b64decode(blob))
-            )
+            state = op.new_state(community) if blob is None else _unblob(blob)
+            entries = (logs or {}).get(community, [])
+            for entry in entries:
+                op.apply_batch({community: state}, _unblob(entry))  # outputs are already in Redis
+            states[community] = state
+            self.logged[name][community] = len(entries)
+
+    def _threshold(self, community: str) -> int:
+        return self.snapshot_every + zlib.crc32(community.encode()) % self.snapshot_every
 
     def run(self, events: Sequence[Event]) -> tuple[Output, list[RedisCommand]]:
-        """Apply ``events`` to every operator; return their output and the snapshot commands."""
+        """Apply ``events`` to every operator; return their output and the commands persisting
+        the touched states (snapshots, or log entries)."""
         output = Output()
-        snapshots: list[RedisCommand] = []
+        persist: list[RedisCommand] = []
         if not events:
-            return output, snapshots
-        touched = list(dict.fromkeys(ev.community for ev in events))
+            return output, persist
+        by_community: dict[str, list[Event]] = {}
+        for ev in events:
+            by_community.setdefault(ev.community, []).append(ev)
+        entries: dict[str, str] = {}
         for op in self.operators:
-            states = self.states[op.name]
+            name = op.name
+            states = self.states[name]
+            logged = self.logged[name]
             output.extend(op.apply_batch(states, events))
-            for at in range(0, len(touched), SNAPSHOTS_PER_COMMAND):
-                command: RedisCommand = ["HSET", state_key(op.name)]
-                for community in touched[at : at + SNAPSHOTS_PER_COMMAND]:
-                    states.move_to_end(community)
-                    command += [
-                        community,
-                        base64.b64encode(pickle.dumps(states[community], protocol=5)).decode(),
-                    ]
-                snapshots.append(command)
+            snapshot: RedisCommand = ["HSET", state_key(name)]
+            for community, own in by_community.items():
+                states.move_to_end(community)
+                n = logged.get(community, 0) + 1
+                if n >= self._threshold(community):
+                    snapshot += [community, _blob(states[community])]
+                    persist.append(["DEL", log_key(name, community)])
+                    logged[community] = 0
+                    if len(snapshot) >= 2 + 2 * SNAPSHOTS_PER_COMMAND:
+                        persist.append(snapshot)
+                        snapshot = ["HSET", state_key(name)]
+                else:
+                    entry = entries.get(community) or entries.setdefault(community, _blob(own))
+                    persist.append(["RPUSH", log_key(name, community), entry])
+                    logged[community] = n
+            if len(snapshot) > 2:
+                persist.append(snapshot)
             while len(states) > self.max_states:
-                states.popitem(last=False)  # least recently used; its snapshot is in Redis
-        return output, snapshots
+                evicted, _ = states.popitem(last=False)  # least recently used: Redis has it all
+                logged.pop(evicted, None)
+        return output, persist
 
 
 def run_locally(

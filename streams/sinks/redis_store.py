@@ -9,7 +9,8 @@ Key layout (the read contract, see README):
 - ``pulse:progress`` hash: per input partition ``o:`` next offset, ``w:`` watermark (ms),
   ``n:`` open windows — written in the same script as the state, so they always agree
 - ``pulse:seen:{topic}:{partition}:{start}`` set: event ids applied in an open window
-- ``pulse:state:{operator}`` hash: community → snapshot of a stateful operator's state
+- ``pulse:state:{operator}`` hash: community → snapshot of a stateful operator's state, and
+  ``pulse:log:{operator}:{community}`` list: the community's events since that snapshot
 
 Why a Lua script and not MULTI/EXEC: the score needs C after the increments (read after
 write), and the fence must abort the whole batch when another worker has moved the offsets.
@@ -24,7 +25,7 @@ import orjson
 import redis
 
 from streams.config import Settings
-from streams.operators.runner import state_key
+from streams.operators.runner import log_key, state_key
 from streams.pipeline import BatchResult, PartitionProgress, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -89,18 +90,23 @@ class RedisStore:
             result[tp].seen[start] = {i.decode() for i in ids}
         return result
 
-    def load_states(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, bytes | None]]:
-        """Operator snapshots of the ``wanted`` communities, per operator name (one round trip)."""
+    def load_states(
+        self, wanted: dict[str, list[str]]
+    ) -> dict[str, tuple[dict[str, bytes | None], dict[str, list[bytes]]]]:
+        """Snapshots and logs of the ``wanted`` communities, per operator name (one round trip)."""
         if not wanted:
             return {}
         pipe = self.client.pipeline(transaction=False)
         for name, communities in wanted.items():
             pipe.hmget(state_key(name), communities)
-        replies = pipe.execute()
-        return {
-            name: dict(zip(communities, blobs, strict=True))
-            for (name, communities), blobs in zip(wanted.items(), replies, strict=True)
-        }
+            for community in communities:
+                pipe.lrange(log_key(name, community), 0, -1)
+        replies = iter(pipe.execute())
+        out = {}
+        for name, communities in wanted.items():
+            blobs = dict(zip(communities, next(replies), strict=True))
+            out[name] = (blobs, {community: next(replies) for community in communities})
+        return out
 
     def payload(self, result: BatchResult) -> bytes:
         """The script's argument for ``result``: JSON, decoded by Redis's built-in cjson."""

@@ -279,10 +279,6 @@ def bench(**kwargs: Any) -> None:
     run_bench(settings, **own)
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.group()
 def evaluate() -> None:
     """Labelled simulator scenarios through the real pipeline, scored against the issues' targets.
@@ -351,3 +347,7 @@ def evaluate_members(seed: int, days: int, communities: int, members: int) -> No
     from streams.evaluation.insights import evaluate_members as run
 
     run(days=days, communities=communities, members=members, seed=seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ then the final Redis state is compared with the independent reference recompute.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -16,7 +17,7 @@ from confluent_kafka import Producer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from infra.local_services import EmbeddedRedis
+from infra.local_services import EmbeddedBroker, EmbeddedRedis
 from streams.publisher import Outgoing, Publisher
 from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
@@ -103,6 +104,33 @@ def test_redis_outage_of_ten_seconds_mid_stream(make_settings, tmp_path):
         log = (tmp_path / "worker.log").read_text()
         assert "Redis unavailable" in log
         check_exact(client, settings)
+
+
+def test_kafka_outage_of_ten_seconds_mid_stream(make_settings, redis_client, tmp_path):
+    """The broker stops answering for 10 s mid-stream (SIGSTOP: its connections hang, as in a
+    network partition; its data stays, unlike a restart of the in-memory embedded broker), then
+    comes back.  Dead letters keep being produced meanwhile: the worker must wait for them, not
+    drop them, and lose or repeat nothing."""
+    with EmbeddedBroker(workdir=tmp_path) as broker:
+        settings = make_settings(kafka_bootstrap=broker.bootstrap, partitions=2, batch_max=500)
+        ensure_topics(settings)
+        publish_sim(
+            settings, seed=8, events=40_000, communities=20, members=2000, dup_rate=0.01, malformed_rate=0.01
+        )
+        worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
+        try:
+            wait_progress_changes(redis_client)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                time.sleep(10)
+                assert worker.poll() is None, "the worker must survive a Kafka outage"
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            wait_caught_up(redis_client, settings, timeout=180, proc=worker)
+        finally:
+            stop(worker)
+        check_exact(redis_client, settings)  # exact state, and every dead letter delivered once or more
 
 
 def test_rebalance_after_one_of_two_workers_is_killed(make_settings, redis_client, tmp_path):

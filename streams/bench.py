@@ -649,8 +649,10 @@ def measure_workers(
     ui: _Ui,
     engine: str = "batch",
     workers: int = 1,
+    operators: str | None = None,
 ) -> Throughput:
-    """Run ``workers`` fresh ``pulse worker`` processes (one new group) over ``ds`` from an empty DB.
+    """Run ``workers`` fresh ``pulse worker`` processes (one new group) over ``ds`` from an empty DB
+    (``operators``: another ``PULSE_OPERATORS`` than the dataset's).
 
     Timed from the first commit seen in ``pulse:progress`` until every partition's stored offset
     reaches its end; messages the first observed commits already covered are not counted.
@@ -659,6 +661,7 @@ def measure_workers(
     run = uuid.uuid4().hex[:8]
     settings = ds.settings.model_copy(
         update={"engine": engine, "group_id": f"bench-{engine}-{run}", "metrics_port": 0}
+        | ({"operators": operators} if operators else {})
     )
     fields = ds.progress_fields()
     ends = [ds.ends[tp] for tp in sorted(ds.ends)]
@@ -701,6 +704,7 @@ def measure_workers(
             stop_process(proc)
     assert t0 is not None and t1 is not None
     notes = f"pulse worker --engine {engine}" + (f", {workers} workers in one group" if workers > 1 else "")
+    notes += f", PULSE_OPERATORS={settings.operators}"
     counted, seconds = done - base, t1 - t0
     if counted <= 0:  # the first commit we saw already held everything: time from the spawn instead
         counted, seconds = done, t1 - spawned
@@ -717,7 +721,8 @@ def measure_workers(
     return Throughput(
         name, _rate(counted, seconds), counted, seconds, capped=capped, peak_rss_bytes=peak,
         cpu_us_per_message=cpu_us, notes=notes,
-        extra={"engine": engine, "workers": workers, "first_commit_messages": base,
+        extra={"engine": engine, "workers": workers, "operators": settings.operators,
+               "first_commit_messages": base,
                "start_to_first_commit_seconds": round(t0 - spawned, 2), "peak_rss_bytes_each": rss,
                "redis_cpu_us_per_message": redis_us},
     )  # fmt: skip
@@ -778,20 +783,32 @@ class LatencyResult:
     drain_ms: float
     never_visible: int
     kept_up: bool
+    operators: str = "default"  # PULSE_OPERATORS of the worker
 
 
 def measure_latency(
-    settings: Settings, client: redis.Redis, cfg: BenchConfig, workdir: Path, ui: _Ui
+    settings: Settings,
+    client: redis.Redis,
+    cfg: BenchConfig,
+    workdir: Path,
+    ui: _Ui,
+    operators: str | None = None,
+    rates: Sequence[int] | None = None,
 ) -> tuple[list[LatencyResult], dict[str, Any]]:
-    """One batch-engine worker, caught up on empty topics; then each offered load for ``latency_seconds``."""
+    """One batch-engine worker, caught up on empty topics; then each offered load for ``latency_seconds``.
+
+    With ``operators`` (e.g. matching on): a need/offer's candidates are written in the same
+    transaction as its offset, so this latency is also the delay until a candidate is visible.
+    """
     client.flushdb()
     run = uuid.uuid4().hex[:8]
     settings = settings.model_copy(
         update={"topic_prefix": f"bench{run}.lat.", "group_id": f"bench-latency-{run}", "metrics_port": 0,
-                "engine": "batch"}
+                "engine": "batch", **({"operators": operators} if operators else {})}
     )  # fmt: skip
     ensure_topics(settings)
-    counts = [int(rate * cfg.latency_seconds) for rate in cfg.latency_rates]
+    rates = list(rates or cfg.latency_rates)
+    counts = [int(rate * cfg.latency_seconds) for rate in rates]
     warmup = 200
     with ui.status(f"simulating {warmup + sum(counts):,} events for the latency loads"):
         # the duplicate rate makes a few more messages than events; the slices below take exact counts
@@ -813,7 +830,7 @@ def measure_latency(
         warm.close()
         _wait_visible(poller, warm.ends, proc, log, cfg.join_timeout_seconds, "the warm-up messages")
         position = warmup
-        for rate, n in zip(cfg.latency_rates, counts, strict=True):
+        for rate, n in zip(rates, counts, strict=True):
             chunk = messages[position : position + n]
             position += n
             publisher = TrackingPublisher(settings, stamps=True)
@@ -845,10 +862,12 @@ def measure_latency(
                     drain_ms=round(drain_ms, 1),
                     never_visible=missing,
                     kept_up=achieved >= 0.9 * rate and drain_ms <= 1000 and missing == 0,
+                    operators=settings.operators,
                 )
             )
             ui.done(
-                f"latency at {rate:,}/s: p50 {results[-1].p50_ms:.0f} ms, p99 {results[-1].p99_ms:.0f} ms,"
+                f"latency at {rate:,}/s ({settings.operators}): p50 {results[-1].p50_ms:.0f} ms,"
+                f" p99 {results[-1].p99_ms:.0f} ms,"
                 f" p99.9 {results[-1].p999_ms:.0f} ms" + ("" if results[-1].kept_up else " (did not keep up)")
             )
     finally:
@@ -1010,12 +1029,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Latency (batch engine, produce → visible in Redis)",
         "",
-        "| offered/s | achieved/s | messages | p50 ms | p99 ms | p99.9 ms | max ms | drain ms | kept up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| operators | offered/s | achieved/s | messages | p50 ms | p99 ms | p99.9 ms | max ms | drain ms"
+        " | kept up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["latency"]:
         lines.append(
-            f"| {r['offered_rate']:,} | {r['achieved_rate']:,.0f} | {r['messages']:,} | {r['p50_ms']:.1f}"
+            f"| {r.get('operators', 'default')} | {r['offered_rate']:,} | {r['achieved_rate']:,.0f}"
+            f" | {r['messages']:,} | {r['p50_ms']:.1f}"
             f" | {r['p99_ms']:.1f} | {r['p999_ms']:.1f} | {r['max_ms']:.1f} | {r['drain_ms']:.0f}"
             f" | {'yes' if r['kept_up'] else 'no'} |"
         )
@@ -1158,11 +1179,21 @@ def _run(
         ds, client, "pulse (batch, 2 workers)", cfg, workdir, ui, engine="batch", workers=2
     )
     ui.done(f"pulse batch, 2 workers: {two.events_per_s:,.0f} events/s")
+    every = throughput["pulse_batch_all_operators"] = measure_workers(
+        ds, client, "pulse (batch, all operators)", cfg, workdir, ui, operators="all"
+    )
+    rss = _mb(every.peak_rss_bytes)
+    ui.done(f"pulse batch, all operators: {every.events_per_s:,.0f} events/s, peak RSS {rss}")
     for mode in throughput.values():
         mode.ratio_to_raw = round(mode.events_per_s / raw.events_per_s, 4) if raw.events_per_s else None
 
     # 4. latency
     latency, latency_meta = measure_latency(settings, client, cfg, workdir, ui)
+    matching_rate = 10_000 if not cfg.quick else cfg.latency_rates[0]
+    with_matching, _ = measure_latency(
+        settings, client, cfg, workdir, ui, operators="forecasts,turnout,matching", rates=[matching_rate]
+    )
+    latency += with_matching
 
     # 5. scale
     scale: list[dict[str, Any]] = []
@@ -1216,7 +1247,8 @@ def _run(
     client.flushdb()
 
     pulse = throughput["pulse_batch"]
-    at_10k = next((r for r in latency if r.offered_rate == 10_000), None)
+    at_10k = next((r for r in latency if r.offered_rate == 10_000 and r.operators == "default"), None)
+    match_10k = next((r for r in latency if r.offered_rate == 10_000 and "matching" in r.operators), None)
     summary = {
         "pulse_events_per_s": round(pulse.events_per_s, 1),
         "pulse_ratio_to_raw": pulse.ratio_to_raw,
@@ -1236,6 +1268,9 @@ def _run(
         "Pulse ≥ 50,000 events/s": pulse.events_per_s >= 50_000,
         "Pulse ≥ 10× the Faust baseline": (summary["pulse_vs_faust_baseline"] or 0) >= 10,
         "p99 ≤ 250 ms at 10,000 events/s": (at_10k.p99_ms <= 250 and at_10k.kept_up) if at_10k else None,
+        "matching on: p99 need/offer → candidate visible ≤ 1 s at 10,000 events/s": (
+            (match_10k.p99_ms <= 1000 and match_10k.kept_up) if match_10k else None
+        ),
     }
     return {
         "version": 1,

@@ -323,7 +323,7 @@ def evaluate_matching(seed: int, days: int) -> None:
 
 @evaluate.command("trends")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--days", type=int, default=7, show_default=True, help="Simulated days (the first is warm-up).")
+@click.option("--days", type=int, default=6, show_default=True, help="Simulated days (the first is warm-up).")
 @click.option(
     "--communities", type=int, default=6, show_default=True, help="With surges (as many steady ones too)."
 )

@@ -27,7 +27,8 @@ def test_quick_bench_reports_every_figure(make_settings, redis_client, tmp_path)
     assert on_disk["machine"]["cpu_count"] and on_disk["machine"]["versions"]["confluent-kafka"]
 
     modes = on_disk["throughput"]
-    assert set(modes) == {"raw", "faust_baseline", "pulse_batch", "pulse_faust", "pulse_batch_2_workers"}
+    pulse_modes = ("pulse_batch", "pulse_faust", "pulse_batch_2_workers", "pulse_batch_all_operators")
+    assert set(modes) == {"raw", "faust_baseline", *pulse_modes}
     for name, mode in modes.items():
         assert mode["events_per_s"] > 0, name
         assert mode["messages"] > 0 and mode["seconds"] > 0, name
@@ -35,8 +36,9 @@ def test_quick_bench_reports_every_figure(make_settings, redis_client, tmp_path)
             mode["events_per_s"] / modes["raw"]["events_per_s"], abs=1e-4
         )
     assert modes["raw"]["ratio_to_raw"] == 1.0
-    for name in ("pulse_batch", "pulse_faust", "pulse_batch_2_workers"):
+    for name in pulse_modes:
         assert modes[name]["peak_rss_bytes"] > 10 * 2**20, name  # a Python worker holds more than 10 MB
+    assert modes["pulse_batch_all_operators"]["extra"]["operators"] == "all"
     summary = on_disk["summary"]
     assert summary["pulse_vs_faust_baseline"] > 0 and summary["two_workers_speedup"] > 0
 

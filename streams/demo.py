@@ -77,7 +77,7 @@ def signals_tables(client: Any, limit: int = 8) -> list[Table]:
     for key in sorted(client.scan_iter("pulse:forecast:*", count=500))[:limit]:
         h = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         when = time.strftime("%H:%M", time.gmtime(int(h.get("window") or 0)))
-        fields = ("demand", "supply", "gap", "mae", "mae_last_value", "mae_seasonal")
+        fields: tuple[str, ...] = ("demand", "supply", "gap", "mae", "mae_last_value", "mae_seasonal")
         name = key.decode().removeprefix("pulse:forecast:")
         forecast.add_row(name, when, *(h.get(f) or "–" for f in fields))
     if forecast.row_count:
@@ -190,8 +190,7 @@ def insight_tables(
                 "" if b[1] is None else f"{b[1]:.2f}",
             )
         tables.append(members)
-        kpi = _hash(client, f"pulse:kpi:{drop}:{window_seconds}s:{start}") if start is not None else {}
-        if kpi:
+        if start is not None and (kpi := _hash(client, f"pulse:kpi:{drop}:{window_seconds}s:{start}")):
             kpis = Table(title=f"Operations KPIs of {drop}, window from {_clock(start * 1000)}")
             kpis.add_column("KPI")
             kpis.add_column("value", justify="right")

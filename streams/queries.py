@@ -6,6 +6,7 @@ Readers never touch Kafka, and only read the documented keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -24,7 +25,9 @@ def _s(value: bytes | str) -> str:
 
 def windows(client: redis.Redis, window_seconds: int, limit: int = 24) -> list[int]:
     """The newest window starts with data, newest first."""
-    return [int(float(s)) for s in client.zrevrange(windows_key(window_seconds), 0, limit - 1)]
+    # without scores the reply is a list of members; redis-py types it together with the scored form
+    starts = cast("list[bytes | str]", client.zrevrange(windows_key(window_seconds), 0, limit - 1))
+    return [int(float(s)) for s in starts]
 
 
 def current_window(client: redis.Redis, window_seconds: int) -> int | None:
@@ -32,16 +35,23 @@ def current_window(client: redis.Redis, window_seconds: int) -> int | None:
     return latest[0] if latest else None
 
 
+def _ranked(client: redis.Redis, key: str, limit: int) -> list[Ranked]:
+    """The ``limit`` best members of the sorted set ``key``, best first."""
+    # withscores=True: (member, score) pairs; redis-py types the reply together with the plain form
+    rows = cast("list[tuple[bytes | str, float]]", client.zrevrange(key, 0, limit - 1, withscores=True))
+    return [Ranked(_s(m), s) for m, s in rows]
+
+
 def top_communities(client: redis.Redis, window_seconds: int, start: int, limit: int = 10) -> list[Ranked]:
     key = f"pulse:lb:communities:{window_seconds}s:{start}"
-    return [Ranked(_s(m), s) for m, s in client.zrevrange(key, 0, limit - 1, withscores=True)]
+    return _ranked(client, key, limit)
 
 
 def top_members(
     client: redis.Redis, community: str, window_seconds: int, start: int, limit: int = 10
 ) -> list[Ranked]:
     key = f"pulse:lb:members:{community}:{window_seconds}s:{start}"
-    return [Ranked(_s(m), s) for m, s in client.zrevrange(key, 0, limit - 1, withscores=True)]
+    return _ranked(client, key, limit)
 
 
 def activity(client: redis.Redis, community: str, window_seconds: int, start: int) -> dict[str, float]:

@@ -20,7 +20,9 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     New input topics get the partition count of the existing ones (so a community's posts,
     reactions and RSVPs stay co-partitioned), else ``settings.partitions``.
     """
-    admin = AdminClient(settings.kafka_config())
+    # a copy typed as the stub wants it (its dict parameter is invariant in the value type)
+    config: dict[str, str | int | float | bool] = dict(settings.kafka_config())
+    admin = AdminClient(config)
     existing = {
         name: len(meta.partitions) for name, meta in admin.list_topics(timeout=timeout).topics.items()
     }

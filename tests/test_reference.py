@@ -600,7 +600,9 @@ def test_dead_letters_from(scenario: tuple[list[Record], Expected]) -> None:
         dead_letters_from([bad])
 
 
-def test_assert_matches_passes_on_equal_state(scenario: tuple[list[Record], Expected], redis_client: Any) -> None:
+def test_assert_matches_passes_on_equal_state(
+    scenario: tuple[list[Record], Expected], redis_client: Any
+) -> None:
     recs, exp = scenario
     client = redis_client
     _fill(client, exp)
@@ -619,8 +621,14 @@ def test_assert_matches_passes_on_equal_state(scenario: tuple[list[Record], Expe
             lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"score": 1.1}),
             "field 'score' is 1.1, expected",
         ),
-        (lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"posts": "1.0"}), "field 'posts' is '1.0'"),
-        (lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"extra": 1}), "unexpected field 'extra'"),
+        (
+            lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"posts": "1.0"}),
+            "field 'posts' is '1.0'",
+        ),
+        (
+            lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"extra": 1}),
+            "unexpected field 'extra'",
+        ),
         (lambda r: r.zadd("pulse:lb:members:c1:3600s:1699999200", {"m9": 1}), "unexpected member 'm9'"),
         (lambda r: r.zadd("pulse:lb:communities:3600s:1699999200", {"c1": 1.1}), "member 'c1' is 1.1"),
         (lambda r: r.zrem("pulse:lb:members:c2:3600s:1700002800", "m1"), "missing zset pulse:lb:members:c2"),

@@ -56,7 +56,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -818,7 +818,8 @@ async def kpis(request: web.Request) -> web.Response:
             raise ApiError(
                 404, "not_found", f"no KPIs for community {_shown(name)} in the newest {KPI_LOOKBACK} windows"
             )
-    fields = await client.hgetall(kpi_key(name, size, start))
+    # the client decodes responses (see _text): keys and values are str
+    fields = cast("dict[str, str]", await client.hgetall(kpi_key(name, size, start)))
     if not fields:
         raise ApiError(404, "not_found", f"no KPIs for community {_shown(name)} in window {start}")
     return json_response(

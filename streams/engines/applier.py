@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import orjson
 import redis
@@ -35,6 +36,7 @@ from streams.sinks.redis_store import Fenced, RedisStore
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
+R = TypeVar("R")  # what a call retried by BatchApplier.with_redis returns
 
 
 class WorkerStopped(Exception):
@@ -69,7 +71,7 @@ class BatchApplier:
         metrics.RESTORE_SECONDS.observe(elapsed)
         log.info("restored progress of %d partitions from Redis in %.3f s", len(partitions), elapsed)
 
-    def with_redis(self, call: Callable[[], object], wait: Callable[[float], None]) -> object:
+    def with_redis(self, call: Callable[[], R], wait: Callable[[float], None]) -> R:
         """Run ``call`` until Redis answers, backing off; says so in a metric and the log."""
         backoff = 0.1
         while True:
@@ -129,7 +131,7 @@ class BatchApplier:
         wanted = runner.missing(result.events)
         if wanted:
             loaded = self.with_redis(lambda: self.store.load_states(wanted), time.sleep)
-            for name, (blobs, logs) in loaded.items():  # type: ignore[attr-defined]
+            for name, (blobs, logs) in loaded.items():
                 runner.load(name, blobs, logs)
         output, snapshots = runner.run(result.events)
         result.commands = output.commands + snapshots
@@ -176,7 +178,7 @@ class BatchApplier:
                 metrics.LATE_EVENTS.labels(dl.message.topic).inc()
 
     def _produce_dead_letter(self, msg: Message, reason: str, detail: str) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("pulse.reason", reason.encode()),
             ("pulse.detail", detail.encode("utf-8", "replace")),
             ("pulse.topic", self.settings.topic(msg.topic).encode()),
@@ -190,7 +192,7 @@ class BatchApplier:
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
         while True:
             try:

@@ -128,7 +128,10 @@ class BatchEngine:
                         if err.code() != KafkaError._PARTITION_EOF:
                             self._on_error(err)
                         continue
-                    msg = Message(logical[m.topic()], m.partition(), m.offset(), m.key(), m.value())
+                    topic, partition, offset = m.topic(), m.partition(), m.offset()
+                    # only error events may lack these; a consumed record always has them
+                    assert topic is not None and partition is not None and offset is not None
+                    msg = Message(logical[topic], partition, offset, m.key(), m.value())
                     messages.append(msg)
                     positions[(msg.topic, msg.partition)] = msg.offset + 1
                 result = self.applier.process(messages, self._at_end(consumer))

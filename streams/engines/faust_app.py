@@ -56,7 +56,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(topic, concurrency=1)
     async def apply_events(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_timeout_ms / 1000):
+        # faust.Stream has take_events, but its StreamT interface does not declare it
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_max, within=settings.batch_timeout_ms / 1000
+        ):
             messages = [
                 Message(logical[m.topic], m.partition, m.offset, m.key, m.value)
                 for m in (e.message for e in events)
@@ -87,7 +90,9 @@ def create_app(settings: Settings) -> faust.App:
             stored = applier.progress[(logical[tp.topic], tp.partition)].next_offset
             await app.consumer.seek(tp, max(stored, 0))
 
-    @app.on_partitions_assigned.connect
+    # the documented receiver signature (sender, assigned, **kwargs); mode's SignalHandlerT
+    # wrongly demands *args and a keyword-only ``signal`` parameter
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         async with lock:
             assignment.clear()

@@ -103,11 +103,16 @@ def read_topic(settings: Settings, logical: str, idle_seconds: float = 1.5) -> l
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    partition = msg.partition()
+                    assert partition is not None  # an end-of-partition event names its partition
+                    at_end.add(partition)
                 continue
-            out.append(orjson.loads(msg.value()))
+            value = msg.value()
+            assert value is not None  # output topics carry JSON objects, never tombstones
+            out.append(orjson.loads(value))
             last = time.monotonic()
         return out
     finally:

@@ -13,7 +13,7 @@ an offer of different members.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -33,7 +33,8 @@ def evaluate_matching(seed: int = 0, days: int = 30) -> dict[str, Any]:
             if kind != "need" or not start <= now < end:
                 continue
             key = f"pulse:matches:{world.community[need]}:{need}"
-            ranked = [m.decode() for m in client.zrevrange(key, 0, 9)]
+            # the harness's client does not decode responses, and without scores members are bytes
+            ranked = [m.decode() for m in cast("list[bytes]", client.zrevrange(key, 0, 9))]
             score.judge(world.community[need], now, need, world.member[need], ranked)
 
     with pipeline_run(world.events, "matching", checkpoint_ms=DAY, on_checkpoint=judge) as run:

@@ -12,7 +12,7 @@ checked in) and from the progressive log loss in ``pulse:turnout:{community}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -30,8 +30,9 @@ from streams.operators.forecasts import DemandSupplyForecaster
 HOUR_MS = 3_600_000
 
 
-def _text(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
+def _text(raw: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    # the harness's client does not decode responses: keys and values are bytes
+    return {k.decode(): v.decode() for k, v in cast("dict[bytes, bytes]", raw).items()}
 
 
 def evaluate_models(

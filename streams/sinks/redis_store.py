@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import cast
 
 import orjson
 import redis
@@ -72,7 +73,8 @@ class RedisStore:
     def load_progress(self, partitions: list[TopicPartition]) -> dict[TopicPartition, PartitionProgress]:
         """The stored progress of ``partitions`` (fresh progress where nothing is stored)."""
         fields = [self._field(k, tp) for tp in partitions for k in ("o", "w", "n")]
-        values = self.client.hmget(PROGRESS_KEY, fields) if fields else []
+        # the store's client does not decode responses: fields are bytes (None when absent)
+        values = cast("list[bytes | None]", self.client.hmget(PROGRESS_KEY, fields)) if fields else []
         result: dict[TopicPartition, PartitionProgress] = {}
         pipe = self.client.pipeline(transaction=False)
         wanted: list[tuple[TopicPartition, int]] = []
@@ -92,8 +94,9 @@ class RedisStore:
 
     def load_states(
         self, wanted: dict[str, list[str]]
-    ) -> dict[str, tuple[dict[str, bytes | None], dict[str, list[bytes]]]]:
-        """Snapshots and logs of the ``wanted`` communities, per operator name (one round trip)."""
+    ) -> dict[str, tuple[dict[str, bytes | str | None], dict[str, list[bytes]]]]:
+        """Snapshots and logs of the ``wanted`` communities, per operator name (one round trip),
+        typed as :meth:`~streams.operators.runner.OperatorRunner.load` takes them."""
         if not wanted:
             return {}
         pipe = self.client.pipeline(transaction=False)

@@ -31,32 +31,31 @@ worker re-reads them from Kafka.
 >>> a.add(("posts", 0), 0, "p@10", 10, now=0.0)
 >>> a.add(("posts", 0), 1, "p@30", 30, now=0.0)
 >>> a.add(("reactions", 0), 0, "r@20", 20, now=0.0)
->>> [item for _, _, item in a.release(now=0.1)]  # reactions may still bring something before 30
+>>> [item for *_, item in a.release(now=0.1)]  # reactions may still bring something before 30
 ['p@10', 'r@20']
 >>> a.caught_up(("reactions", 0))
->>> [item for _, _, item in a.release(now=0.2)]
+>>> [item for *_, item in a.release(now=0.2)]
 ['p@30']
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 TopicPartition = tuple[str, int]
-Released = tuple[TopicPartition, int, T]  # (topic-partition, offset, item)
 
 
 class _Source(Generic[T]):
-    """One topic-partition: its buffered (ts, offset, item) and what is known of its end."""
+    """One topic-partition: its buffered (ts, offset, tp, item) and what is known of its end."""
 
     __slots__ = ("buffer", "caught_up", "frontier", "last_seen")
 
     def __init__(self, now: float | None) -> None:
-        self.buffer: deque[tuple[int, int, T]] = deque()
+        self.buffer: deque[tuple[int, int, TopicPartition, T]] = deque()
         self.caught_up = False
         self.frontier = -1  # newest event time buffered or released (ms)
         self.last_seen = now  # wall time of the last message or of the assignment (s)
@@ -69,11 +68,13 @@ class EventTimeAligner(Generic[T]):
         self.idle = idle_ms / 1000
         self.max_held = max_held
         self.sources: dict[TopicPartition, _Source[T]] = {}
+        self.buffered_end: dict[TopicPartition, int] = {}  # offset after the last buffered message
 
     # --- what the engine knows -------------------------------------------------------------------
     def assign(self, partitions: Iterable[TopicPartition], now: float | None) -> None:
         """Start over with these partitions (after an assignment or a restore): drop every buffer."""
         self.sources = {tp: _Source(now) for tp in partitions}
+        self.buffered_end = {}
 
     def caught_up(self, tp: TopicPartition) -> None:
         """The engine reached ``tp``'s end: it holds nobody back until it brings a message."""
@@ -101,46 +102,65 @@ class EventTimeAligner(Generic[T]):
     # --- messages --------------------------------------------------------------------------------
     def add(self, tp: TopicPartition, offset: int, item: T, ts: int | None, now: float | None = None) -> None:
         """Buffer one message; ``ts`` None (an undecodable message) travels with its predecessor."""
+        self.add_many(tp, [(ts, offset, item)], now)
+
+    def add_many(
+        self, tp: TopicPartition, entries: list[tuple[int | None, int, T]], now: float | None = None
+    ) -> None:
+        """Buffer a partition's messages (in offset order) at once: the per-batch path."""
         source = self.sources.get(tp)
         if source is None:
             source = self.sources[tp] = _Source(now)
-        if ts is None or ts < source.frontier:
-            ts = source.frontier  # keep the partition's order: never release a message before its predecessor
-        else:
-            source.frontier = ts
-        source.buffer.append((ts, offset, item))
+        frontier = source.frontier
+        append = source.buffer.append
+        for ts, offset, item in entries:
+            if ts is None or ts < frontier:
+                ts = frontier  # keep the partition's order: never release a message before its predecessor
+            else:
+                frontier = ts
+            append((ts, offset, tp, item))
+        source.frontier = frontier
         source.caught_up = False
         source.last_seen = now
+        self.buffered_end[tp] = entries[-1][1] + 1
 
-    def release(self, now: float | None) -> list[Released[T]]:
-        """What may be applied now, merged in event-time order (each partition's order kept)."""
-        tasks: dict[int, list[tuple[TopicPartition, _Source[T]]]] = {}
+    def release(self, now: float | None) -> list[tuple[int, int, TopicPartition, T]]:
+        """What may be applied now, as (ts, offset, tp, item) merged in event-time order (each
+        partition's order kept: the sort is stable and a partition's times never decrease)."""
+        tasks: dict[int, list[_Source[T]]] = {}
         for tp, source in self.sources.items():
-            tasks.setdefault(tp[1], []).append((tp, source))
-        out: list[Released[T]] = []
+            if source.buffer or not source.caught_up:
+                tasks.setdefault(tp[1], []).append(source)
+        out: list[tuple[int, int, TopicPartition, T]] = []
         for members in tasks.values():
-            if not any(s.buffer for _, s in members):
+            held = sum(len(s.buffer) for s in members)
+            if not held:
                 continue
-            limit = self._limit(members, now)
-            runs = []
-            for tp, source in members:
+            limit = self._limit(members, now, held)
+            runs = 0
+            first = len(out)
+            for source in members:
                 buf = source.buffer
-                run: list[tuple[int, int, TopicPartition, T]] = []
-                while buf and buf[0][0] <= limit:
-                    ts, offset, item = buf.popleft()
-                    run.append((ts, offset, tp, item))
-                if run:
-                    runs.append(run)
-            out.extend((tp, offset, item) for _, offset, tp, item in heapq.merge(*runs, key=lambda r: r[0]))
+                if not buf or buf[0][0] > limit:
+                    continue
+                runs += 1
+                if buf[-1][0] <= limit:
+                    out.extend(buf)
+                    buf.clear()
+                else:
+                    while buf and buf[0][0] <= limit:
+                        out.append(buf.popleft())
+            if runs > 1:
+                out[first:] = sorted(out[first:], key=itemgetter(0))
         return out
 
-    def _limit(self, members: list[tuple[TopicPartition, _Source[T]]], now: float | None) -> float:
+    def _limit(self, members: list[_Source[T]], now: float | None, held: int) -> float:
         """The newest event time the task may release: the earliest frontier of a source that may
         still bring older events (neither caught up nor idle)."""
-        if now is None or sum(len(s.buffer) for _, s in members) > self.max_held:
+        if now is None or held > self.max_held:
             return float("inf")
         limit = float("inf")
-        for _, source in members:
+        for source in members:
             if source.caught_up or source.last_seen is None or now - source.last_seen >= self.idle:
                 continue
             limit = min(limit, source.frontier)

@@ -127,19 +127,26 @@ class Pipeline:
         duplicates = 0
         processed = 0
         aligner = self.aligner
+        buffered_end = aligner.buffered_end
+        pending: dict[TopicPartition, list[tuple[int | None, int, tuple[Message, Event | Rejection]]]] = {}
         for msg in messages:
             tp = (msg.topic, msg.partition)
             prog = progress.get(tp)
             if prog is None:
                 prog = progress[tp] = PartitionProgress()
-            buffered = aligner.next_offset(tp)
-            if msg.offset < prog.next_offset or (buffered is not None and msg.offset < buffered):
+            offset = msg.offset
+            if offset < prog.next_offset or offset < buffered_end.get(tp, -1):
                 continue  # applied (or held) already, e.g. before a restart or rebalance: never twice
             ev = decode(msg.topic, msg.value, latest_ts)
-            aligner.add(tp, msg.offset, (msg, ev), None if ev.__class__ is Rejection else ev.ts, now)  # type: ignore[union-attr]
+            entries = pending.get(tp)
+            if entries is None:
+                entries = pending[tp] = []
+            entries.append((None if ev.__class__ is Rejection else ev.ts, offset, (msg, ev)))  # type: ignore[union-attr]
+        for tp, entries in pending.items():
+            aligner.add_many(tp, entries, now)
         for tp in ends:
             aligner.caught_up(tp)
-        for tp, offset, (msg, ev) in aligner.release(now):
+        for _, offset, tp, (msg, ev) in aligner.release(now):
             prog = progress[tp]
             change = changes.get(tp)
             if change is None:

@@ -33,7 +33,7 @@ def test_every_message_once_in_partition_order_never_past_a_live_frontier(
     tps = [(t, 0) for t in TOPICS]
     aligner.assign(tps, now=0.0)
     sent = [0, 0, 0]
-    out: list[tuple[tuple[str, int], int, str]] = []
+    out: list[tuple[int, int, tuple[str, int], str]] = []
     clock = 0.0
     for topic, count, end in schedule:
         for _ in range(count):
@@ -50,7 +50,7 @@ def test_every_message_once_in_partition_order_never_past_a_live_frontier(
             for i in range(3)
             if not (sent[i] == len(times[i]) and aligner.sources[tps[i]].caught_up)
         ]
-        for tp, offset, _ in released:
+        for _, offset, tp, _ in released:
             ts = times[TOPICS.index(tp[0])][offset]
             assert not live or ts <= min(live)
         out.extend(released)
@@ -62,8 +62,8 @@ def test_every_message_once_in_partition_order_never_past_a_live_frontier(
     out.extend(aligner.release(now=clock))
     assert aligner.held() == 0
     for i, tp in enumerate(tps):
-        assert [offset for t, offset, _ in out if t == tp] == list(range(len(times[i])))
-    stamps = [times[TOPICS.index(tp[0])][offset] for tp, offset, _ in out]
+        assert [offset for _, offset, t, _ in out if t == tp] == list(range(len(times[i])))
+    stamps = [times[TOPICS.index(tp[0])][offset] for _, offset, tp, _ in out]
     assert stamps == sorted(stamps) or not schedule  # in-order input comes out merged in time order
 
 
@@ -72,7 +72,7 @@ def test_a_quiet_partition_holds_back_only_until_it_is_idle() -> None:
     aligner.assign([("posts", 0), ("reactions", 0)], now=0.0)
     aligner.add(("posts", 0), 0, "p", 5_000, now=0.1)
     assert aligner.release(now=0.2) == []  # reactions (assigned at 0.0) may still bring older ones
-    assert aligner.release(now=0.6) == [(("posts", 0), 0, "p")]  # idle for 0.6 s > 0.5 s
+    assert aligner.release(now=0.6) == [(5_000, 0, ("posts", 0), "p")]  # idle for 0.6 s > 0.5 s
 
 
 def test_max_held_releases_in_arrival_order_rather_than_grow() -> None:
@@ -81,7 +81,7 @@ def test_max_held_releases_in_arrival_order_rather_than_grow() -> None:
     aligner.add(("reactions", 0), 0, -1, 0, now=0.0)
     for k in range(3):
         aligner.add(("posts", 0), k, k, 100 + k, now=0.0)
-    assert [item for _, _, item in aligner.release(now=0.0)] == [-1, 0, 1, 2]  # 4 held > 3
+    assert [item for *_, item in aligner.release(now=0.0)] == [-1, 0, 1, 2]  # 4 held > 3
 
 
 def _msg(topic: str, offset: int, ts: int) -> Message:

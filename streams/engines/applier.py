@@ -16,6 +16,7 @@ Order of effects for a batch, and why a crash anywhere is safe:
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,18 @@ from streams.sinks.redis_store import Fenced, RedisStore
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a worker: move everything alive after start-up
+    (modules, models) out of its reach and run it every 20,000 allocations instead of 700.  A batch
+    keeps its ~20,000 decoded events alive until it is applied, and with the default thresholds
+    the collector kept traversing them: measured 32.5 → 24.9 µs per message for the pipeline
+    (decode, alignment, de-duplication, activity) on this machine's benchmark stream.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 R = TypeVar("R")  # what a call retried by BatchApplier.with_redis returns
 
 

@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from streams import metrics
 from streams.config import Settings
-from streams.engines.applier import BatchApplier, WorkerStopped
+from streams.engines.applier import BatchApplier, WorkerStopped, tune_gc
 from streams.pipeline import Message
 from streams.sinks.redis_store import RedisStore
 from streams.topics import ensure_topics
@@ -108,6 +108,7 @@ class BatchEngine:
     # --- main loop -------------------------------------------------------------------------------
     def run(self, max_batches: int | None = None) -> None:
         ensure_topics(self.settings)
+        tune_gc()
         consumer = self.consumer = Consumer(consumer_config(self.settings))
         consumer.subscribe(list(self.logical), on_assign=self._on_assign, on_revoke=self._on_revoke)
         batch_max = self.settings.batch_max

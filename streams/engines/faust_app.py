@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from faust.types import TP
 
 from streams.config import INPUT_TOPICS, Settings
-from streams.engines.applier import BatchApplier
+from streams.engines.applier import BatchApplier, tune_gc
 from streams.engines.batch import producer_config
 from streams.pipeline import Message
 from streams.sinks.redis_store import RedisStore
@@ -131,5 +131,6 @@ def run_worker(settings: Settings) -> None:
     """Run the Faust worker in this process until it is stopped (SIGTERM/SIGINT)."""
     ensure_topics(settings)
     app = create_app(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

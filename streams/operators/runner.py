@@ -46,9 +46,10 @@ import pickle
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
-from schemas.events import Event
+from schemas.events import Event, Post, Reaction, Rsvp
 from streams.operators.base import Output, RedisCommand, StatefulOperator
 
 SNAPSHOTS_PER_COMMAND = 500  # Lua's unpack() has a stack limit of a few thousand arguments
@@ -68,6 +69,21 @@ def log_key(name: str, community: str) -> str:
 
 def _blob(value: Any) -> str:
     return base64.b64encode(pickle.dumps(value, protocol=5)).decode()
+
+
+_EVENT_CLASSES: tuple[type[Post], type[Reaction], type[Rsvp]] = (Post, Reaction, Rsvp)
+_EVENT_FIELDS = {cls: attrgetter(*cls.__slots__) for cls in _EVENT_CLASSES}
+_EVENT_CODES = {cls: code for code, cls in enumerate(_EVENT_CLASSES)}
+
+
+def _events_blob(events: list[Event]) -> str:
+    """A log entry: the events as (class code, field values) rows, which pickle ~3× faster than
+    the dataclasses themselves."""
+    return _blob([(_EVENT_CODES[ev.__class__], _EVENT_FIELDS[ev.__class__](ev)) for ev in events])
+
+
+def _unblob_events(blob: bytes | str) -> list[Event]:
+    return [_EVENT_CLASSES[code](*values) for code, values in _unblob(blob)]
 
 
 def _unblob(blob: bytes | str) -> Any:
@@ -117,7 +133,7 @@ class OperatorRunner:
             state = op.new_state(community) if blob is None else _unblob(blob)
             entries = (logs or {}).get(community, [])
             for entry in entries:
-                op.apply_batch({community: state}, _unblob(entry))  # outputs are already in Redis
+                op.apply_batch({community: state}, _unblob_events(entry))  # outputs are already in Redis
             states[community] = state
             self.logged[name][community] = len(entries)
 
@@ -152,7 +168,7 @@ class OperatorRunner:
                         persist.append(snapshot)
                         snapshot = ["HSET", state_key(name)]
                 else:
-                    entry = entries.get(community) or entries.setdefault(community, _blob(own))
+                    entry = entries.get(community) or entries.setdefault(community, _events_blob(own))
                     persist.append(["RPUSH", log_key(name, community), entry])
                     logged[community] = n
             if len(snapshot) > 2:

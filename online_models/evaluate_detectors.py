@@ -31,7 +31,7 @@ full-valence signal alarms on neutral volume spikes (≥ 0.8 per community-week)
 
 >>> events = generate(Scenario("drop", "zh", 20.0, days=0.5, seed=1, change_h=6.0))
 >>> sum(e.__class__ is Post for e in events) > 100, sorted({e.community for e in events})
-(True, ['drop-zh-20-1'])
+(True, ['drop-moderate-zh-20-1'])
 """
 
 from __future__ import annotations

@@ -493,7 +493,8 @@ def test_surges_kpis_and_member_lists_from_a_real_worker(
 
     # Members: bounded lists of published members; every fading member above every steady one.
     published_members = {s.community: s.members for s in (*trends.values(), kpi, crew)}
-    for key in scan(redis_client, "pulse:members:*"):
+    lists = [*scan(redis_client, "pulse:members:at-risk:*"), *scan(redis_client, "pulse:members:rising:*")]
+    for key in lists:  # (pulse:members:model:{community} is the model's validation hash)
         community = key.split(":", 3)[3]
         ranked = zset(redis_client, key)
         assert 0 < len(ranked) <= 100 and {m for m, _ in ranked} <= published_members[community], key

@@ -94,11 +94,6 @@ class EventTimeAligner(Generic[T]):
         source = self.sources.get(tp)
         return len(source.buffer) if source is not None else 0
 
-    def next_offset(self, tp: TopicPartition) -> int | None:
-        """The offset after the last buffered message of ``tp`` (None: nothing buffered)."""
-        source = self.sources.get(tp)
-        return source.buffer[-1][1] + 1 if source is not None and source.buffer else None
-
     # --- messages --------------------------------------------------------------------------------
     def add(self, tp: TopicPartition, offset: int, item: T, ts: int | None, now: float | None = None) -> None:
         """Buffer one message; ``ts`` None (an undecodable message) travels with its predecessor."""

@@ -44,6 +44,7 @@ from online_models.forecast import (
     slot_of,
 )
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams import keys
 from streams.operators.forecasts import DemandSupplyForecaster
 from streams.operators.turnout import TurnoutPredictor
 
@@ -298,11 +299,11 @@ def evaluate(
             if cmd[0] != "HSET" or not cmd[1].startswith("pulse:forecast:"):
                 continue  # an alert's LPUSH / LTRIM
             fields = dict(zip(cmd[2::2], cmd[3::2], strict=True))
-            community = cmd[1].removeprefix("pulse:forecast:")
+            community = keys.ids_of(cmd[1], "forecast")[0]
             published[(community, fields["window"])] = (fields["demand"], fields["supply"])
         for cmd in t_out.commands:
             if cmd[0] == "HSET" and cmd[1].startswith("pulse:meetup:"):
-                meetups[cmd[1].removeprefix("pulse:meetup:")] = dict(zip(cmd[2::2], cmd[3::2], strict=True))
+                meetups[keys.ids_of(cmd[1], "meetup")[1]] = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     first = min(ev.ts for ev in events)
     scored_from = first + int(warmup_days * DAY_MS)
     losses = [(st.log_loss.get(), st.log_loss_base.get(), st.labels) for st in t_states.values()]

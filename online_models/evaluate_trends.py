@@ -42,6 +42,7 @@ from typing import Any
 
 from online_models import trends as trend_model
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams import keys
 from streams.operators.base import Output
 from streams.operators.trends import TrendingTopics
 
@@ -412,7 +413,7 @@ def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: 
                 sampled_hour[community] = hour
                 st = run_operator.states[community]  # type: ignore[attr-defined]
                 usual = sorted(st.topics, key=lambda n: -st.topics[n].level)[:10]
-            views.append(View(ts, community, redis.top(f"pulse:trends:{community}", top_k), usual))
+            views.append(View(ts, community, redis.top(keys.trends(community), top_k), usual))
     states = run_operator.states  # type: ignore[attr-defined]
     n_events = len(events)
     weeks = len(states) * (events[-1].ts - warm) / WEEK_MS

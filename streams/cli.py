@@ -248,7 +248,9 @@ def demo(**kwargs: Any) -> None:
 
 
 @main.command()
-@click.option("--host", default="0.0.0.0", show_default=True, help="Bind address of the API and live page.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Bind address of the API and page (0.0.0.0: all)."
+)
 @click.option("--port", type=int, default=8080, show_default=True)
 @settings_options
 def serve(host: str, port: int, **kwargs: Any) -> None:

@@ -13,10 +13,12 @@ False
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 INPUT_TOPICS = ("posts", "reactions", "rsvps")
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most messages in one Redis transaction (larger batches amortize state snapshots).",
     )
+    batch_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Most input bytes in one batch: bounds the Redis script's argument and how long it"
+        " blocks Redis (a backlog of 10,000-character posts would otherwise make one batch hundreds of MB).",
+    )
     batch_timeout_ms: int = Field(50, ge=1, description="Longest wait to fill a batch.")
     align_idle_ms: int = Field(
         500,
@@ -93,11 +101,46 @@ class Settings(BaseSettings):
         " holding an eighth of it is paused until it drains).",
     )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
-    metrics_host: str = Field("0.0.0.0", description="Bind address of the Prometheus /metrics endpoint.")
+    text_max_chars: int = Field(
+        2000,
+        ge=1,
+        description="Operators see at most this prefix of a post's text (the schema allows 10,000"
+        " characters): bounds text work per post, memory held and operator logs.",
+    )
+    idle_ttl_seconds: int = Field(
+        30 * 86400,
+        ge=1,
+        description="A community's keys (operator state, logs, atmosphere, forecast, trends, alerts ...)"
+        " expire this long after its last event: it disappears and starts fresh when it returns.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the Prometheus /metrics endpoint (0.0.0.0: all interfaces)."
+    )
+    api_max_requests: int = Field(
+        256, ge=1, description="pulse serve: most requests in flight (live streams included); more get 503."
+    )
+    api_idle_seconds: float = Field(
+        15.0, gt=0, description="pulse serve: an idle keep-alive connection is closed after this long."
+    )
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 disables it.")
     metrics_communities: str = Field(
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
     )
+
+    @field_validator(
+        "w_interactions",
+        "w_participants",
+        "w_posts",
+        "member_post_weight",
+        "member_reaction_weight",
+        "member_rsvp_weight",
+    )
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        """A NaN or infinite weight would make every score NaN, which Redis refuses mid-batch."""
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        return value
 
     def topic(self, name: str) -> str:
         """The full topic name for a logical name (``posts`` → ``{prefix}posts``)."""
@@ -134,13 +177,31 @@ class Settings(BaseSettings):
         return kwargs
 
     def redis_url_redacted(self) -> str:
-        """The Redis URL safe to print: any password in it is replaced.
+        """The Redis URL safe to print: a password anywhere in it (user info, ``?password=``) is replaced.
 
         >>> Settings(_env_file=None, redis_url="redis://u:pw@h:1/0").redis_url_redacted()
         'redis://u:***@h:1/0'
+        >>> Settings(_env_file=None, redis_url="rediss://h/0?password=pw&db=1").redis_url_redacted()
+        'rediss://h/0?password=***&db=1'
+        >>> Settings(_env_file=None, redis_url="redis://:p%40ss@h").redis_url_redacted()
+        'redis://:***@h'
         """
-        parts = urlsplit(self.redis_url)
-        if parts.password is None:
-            return self.redis_url
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact_url(self.redis_url)
+
+
+_SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:password|pass|pwd|secret|token|auth)=)[^&;#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: in the user info and in query parameters."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparsable: show nothing of it
+        return "***"
+    if password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
+    return urlunsplit(parts)

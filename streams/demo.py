@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams import queries
+from streams import keys, queries
 from streams.cli import leaderboard_table, wide_console
 from streams.config import Settings
 from streams.engines.batch import BatchEngine
@@ -74,21 +74,21 @@ def signals_tables(client: Any, limit: int = 8) -> list[Table]:
     forecast = Table(title="Forecasts for the next window (online, river)")
     for col in ("community", "window", "needs", "offers", "gap", "MAE", "MAE last value", "MAE seasonal"):
         forecast.add_column(col, justify="left" if col == "community" else "right")
-    for key in sorted(client.scan_iter("pulse:forecast:*", count=500))[:limit]:
+    for key in sorted(client.scan_iter(keys.pattern("forecast"), count=500))[:limit]:
         h = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         when = time.strftime("%H:%M", time.gmtime(int(h.get("window") or 0)))
         fields: tuple[str, ...] = ("demand", "supply", "gap", "mae", "mae_last_value", "mae_seasonal")
-        name = key.decode().removeprefix("pulse:forecast:")
+        name = keys.ids_of(key, "forecast")[0]
         forecast.add_row(name, when, *(h.get(f) or "–" for f in fields))
     if forecast.row_count:
         tables.append(forecast)
     turnout = Table(title="Meetup turnout predictions")
     for col in ("meetup", "community", "going", "maybe", "predicted", "capacity", "fill", "state"):
         turnout.add_column(col, justify="left" if col in ("meetup", "community", "state") else "right")
-    for key in sorted(client.scan_iter("pulse:meetup:*", count=500))[:limit]:
+    for key in sorted(client.scan_iter(keys.pattern("meetup"), count=500))[:limit]:
         h = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         fields = ("community", "going", "maybe", "predicted_turnout", "capacity", "predicted_fill", "state")
-        turnout.add_row(key.decode().removeprefix("pulse:meetup:"), *(h.get(f) or "–" for f in fields))
+        turnout.add_row(" / ".join(keys.ids_of(key, "meetup")), *(h.get(f) or "–" for f in fields))
     if turnout.row_count:
         tables.append(turnout)
     return tables
@@ -103,11 +103,9 @@ def _clock(ms: int | float) -> str:
 
 
 def recent_alerts(client: Any, limit: int) -> list[dict[str, Any]]:
-    """The newest alerts of every community (``pulse:alerts:{community}`` lists), newest first."""
-    found = []
-    for key in client.scan_iter("pulse:alerts:*", count=500):
-        found += [orjson.loads(raw) for raw in client.lrange(key, 0, limit - 1)]
-    return sorted(found, key=lambda a: a.get("ts", 0), reverse=True)[:limit]
+    """The newest alerts of every community (the ``pulse:alerts`` list), newest first."""
+    found = [orjson.loads(raw) for raw in client.lrange(keys.ALERTS_ALL, 0, limit - 1)]
+    return sorted(found, key=lambda a: a.get("ts", 0), reverse=True)
 
 
 def _alert_text(alert: dict[str, Any]) -> str:
@@ -143,7 +141,7 @@ def story_table(client: Any, script: list[StoryEvent]) -> Table:
     for col in ("scripted", "community", "at", "first alert", "after"):
         table.add_column(col, justify="right" if col == "after" else "left")
     for change in script:
-        alerts = [orjson.loads(raw) for raw in client.lrange(f"pulse:alerts:{change.community}", 0, -1)]
+        alerts = [orjson.loads(raw) for raw in client.lrange(keys.alerts(change.community), 0, -1)]
         hits = sorted(a["ts"] for a in alerts if a.get("kind") == change.kind and a.get("ts", 0) >= change.ts)
         first = _clock(hits[0]) if hits else "not (yet)"
         after = f"{(hits[0] - change.ts) / 60000:.0f} min" if hits else "–"
@@ -162,8 +160,8 @@ def insight_tables(
         trends = Table(title=f"Hot topics in {surge}")
         for col in ("topic", "trend score", "count this window", "forecast next", "growth"):
             trends.add_column(col, justify="left" if col == "topic" else "right")
-        for topic, score in client.zrevrange(f"pulse:trends:{surge}", 0, limit - 1, withscores=True):
-            h = _hash(client, f"pulse:trends:{surge}:{topic.decode()}")
+        for topic, score in client.zrevrange(keys.trends(surge), 0, limit - 1, withscores=True):
+            h = _hash(client, keys.trend_topic(surge, topic.decode()))
             trends.add_row(
                 topic.decode(),
                 f"{score:.2f}",
@@ -178,8 +176,8 @@ def insight_tables(
         members.add_column("risk", justify="right")
         members.add_column("rising")
         members.add_column("score", justify="right")
-        risk = client.zrevrange(f"pulse:members:at-risk:{drop}", 0, limit - 1, withscores=True)
-        rising = client.zrevrange(f"pulse:members:rising:{drop}", 0, limit - 1, withscores=True)
+        risk = client.zrevrange(keys.members_at_risk(drop), 0, limit - 1, withscores=True)
+        rising = client.zrevrange(keys.members_rising(drop), 0, limit - 1, withscores=True)
         for i in range(max(len(risk), len(rising))):
             a = risk[i] if i < len(risk) else (b"", None)
             b = rising[i] if i < len(rising) else (b"", None)
@@ -190,7 +188,7 @@ def insight_tables(
                 "" if b[1] is None else f"{b[1]:.2f}",
             )
         tables.append(members)
-        if start is not None and (kpi := _hash(client, f"pulse:kpi:{drop}:{window_seconds}s:{start}")):
+        if start is not None and (kpi := _hash(client, keys.kpi(drop, window_seconds, start))):
             kpis = Table(title=f"Operations KPIs of {drop}, window from {_clock(start * 1000)}")
             kpis.add_column("KPI")
             kpis.add_column("value", justify="right")
@@ -201,11 +199,13 @@ def insight_tables(
     for col in ("community", "post", "candidate", "score"):
         matches.add_column(col, justify="right" if col == "score" else "left")
     best = []
-    for key in client.scan_iter("pulse:matches:*", count=1000):
+    for key in client.scan_iter(keys.pattern("matches"), count=1000):
+        ids = keys.ids_of(key, "matches")
+        if len(ids) != 2:
+            continue  # a community's index of its match sets
         top = client.zrevrange(key, 0, 0, withscores=True)
         if top:
-            community, _, post = key.decode().removeprefix("pulse:matches:").partition(":")
-            best.append((top[0][1], community, post, top[0][0].decode()))
+            best.append((top[0][1], ids[0], ids[1], top[0][0].decode()))
     for score, community, post, candidate in sorted(best, reverse=True)[:limit]:
         matches.add_row(community, post, candidate, f"{score:.3f}")
     tables.append(matches)

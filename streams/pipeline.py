@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from schemas.events import Event, EventDecoder, Rejection
+from schemas.events import Event, EventDecoder, Post, Rejection
 from streams.alignment import EventTimeAligner
 from streams.config import Settings
 from streams.operators.activity import ActivityWindow, WindowDelta
@@ -105,6 +105,13 @@ class Pipeline:
         self.aligner: EventTimeAligner[tuple[Message, Event | Rejection]] = EventTimeAligner(
             settings.align_idle_ms, settings.align_max_held
         )
+        self.text_max_chars = settings.text_max_chars
+        self.held_bytes: dict[TopicPartition, int] = {}  # raw bytes held back by alignment, per partition
+
+    def assign(self, partitions: Iterable[TopicPartition], now: float | None) -> None:
+        """Start over with these partitions: nothing held any more (it is re-read from Kafka)."""
+        self.aligner.assign(partitions, now)
+        self.held_bytes = {}
 
     def apply_batch(
         self,
@@ -120,6 +127,7 @@ class Pipeline:
         size_ms = size * 1000
         grace_ms = self.grace_ms
         decode = self.decoder.decode
+        text_max = self.text_max_chars
         latest_ts = self.decoder.latest_ts()  # the clock, once per batch
         events: list[Event] = []
         dead: list[DeadLetter] = []
@@ -138,15 +146,20 @@ class Pipeline:
             if offset < prog.next_offset or offset < buffered_end.get(tp, -1):
                 continue  # applied (or held) already, e.g. before a restart or rebalance: never twice
             ev = decode(msg.topic, msg.value, latest_ts)
+            if ev.__class__ is Post and len(ev.text) > text_max:  # type: ignore[union-attr]
+                ev.text = ev.text[:text_max]  # type: ignore[union-attr]  # operators read only a prefix
             entries = pending.get(tp)
             if entries is None:
                 entries = pending[tp] = []
             entries.append((None if ev.__class__ is Rejection else ev.ts, offset, (msg, ev)))  # type: ignore[union-attr]
+        held_bytes = self.held_bytes
         for tp, entries in pending.items():
             aligner.add_many(tp, entries, now)
+            held_bytes[tp] = held_bytes.get(tp, 0) + sum(len(e[2][0].value or b"") for e in entries)
         for tp in ends:
             aligner.caught_up(tp)
         for _, offset, tp, (msg, ev) in aligner.release(now):
+            held_bytes[tp] -= len(msg.value or b"")
             prog = progress[tp]
             change = changes.get(tp)
             if change is None:

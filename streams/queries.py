@@ -10,7 +10,7 @@ from typing import cast
 
 import redis
 
-from streams.sinks.redis_store import windows_key
+from streams import keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ def _s(value: bytes | str) -> str:
 def windows(client: redis.Redis, window_seconds: int, limit: int = 24) -> list[int]:
     """The newest window starts with data, newest first."""
     # without scores the reply is a list of members; redis-py types it together with the scored form
-    starts = cast("list[bytes | str]", client.zrevrange(windows_key(window_seconds), 0, limit - 1))
+    starts = cast("list[bytes | str]", client.zrevrange(keys.windows(window_seconds), 0, limit - 1))
     return [int(float(s)) for s in starts]
 
 
@@ -43,23 +43,21 @@ def _ranked(client: redis.Redis, key: str, limit: int) -> list[Ranked]:
 
 
 def top_communities(client: redis.Redis, window_seconds: int, start: int, limit: int = 10) -> list[Ranked]:
-    key = f"pulse:lb:communities:{window_seconds}s:{start}"
-    return _ranked(client, key, limit)
+    return _ranked(client, keys.communities_board(window_seconds, start), limit)
 
 
 def top_members(
     client: redis.Redis, community: str, window_seconds: int, start: int, limit: int = 10
 ) -> list[Ranked]:
-    key = f"pulse:lb:members:{community}:{window_seconds}s:{start}"
-    return _ranked(client, key, limit)
+    return _ranked(client, keys.members_board(community, window_seconds, start), limit)
 
 
 def activity(client: redis.Redis, community: str, window_seconds: int, start: int) -> dict[str, float]:
     """The window's hash as numbers (empty when the community had no events then)."""
-    raw = client.hgetall(f"pulse:activity:{community}:{window_seconds}s:{start}")
+    raw = client.hgetall(keys.activity(community, window_seconds, start))
     return {_s(k): float(v) for k, v in raw.items()}
 
 
 def applied_offsets(client: redis.Redis) -> dict[str, int]:
     """Next offset per input partition (``topic:partition``) as stored with the state."""
-    return {_s(k)[2:]: int(v) for k, v in client.hgetall("pulse:progress").items() if _s(k).startswith("o:")}
+    return {_s(k)[2:]: int(v) for k, v in client.hgetall(keys.PROGRESS).items() if _s(k).startswith("o:")}

@@ -9,10 +9,11 @@ import pickle
 import pytest
 
 from schemas.events import EventDecoder, Rejection
+from streams import keys
 from streams.config import Settings
 from streams.operators.base import Output
 from streams.operators.registry import OPERATORS, build_operator
-from streams.operators.runner import OperatorRunner, log_key, run_locally, state_key
+from streams.operators.runner import OperatorRunner, run_locally
 from streams.simulator import SimConfig, Simulator
 
 SETTINGS = Settings(_env_file=None)
@@ -85,19 +86,57 @@ class MiniStore:
                 self.lists.setdefault(cmd[1], []).extend(cmd[2:])
             elif cmd[0] == "DEL":
                 self.lists.pop(cmd[1], None)
+            elif cmd[0] != "EXPIRE":
+                raise AssertionError(f"the runner persists with {cmd[0]}, which this store does not know")
 
 
 def _continue(runner: OperatorRunner, batches: list[list], store: MiniStore | None = None) -> list[Output]:
     """Run batches (states never seen start fresh); persist into ``store`` when given."""
     outputs = []
     for batch in batches:
-        for name, communities in runner.missing(batch).items():
-            runner.load(name, dict.fromkeys(communities))
+        runner.load({community: ({}, []) for community in runner.missing(batch)})
         output, persist = runner.run(batch)
         outputs.append(output)
         if store is not None:
             store.apply(persist)
     return outputs
+
+
+def _stored(store: MiniStore, community: str) -> tuple[dict[str, str], list[str]]:
+    """What the store holds of ``community``: its snapshots per operator and its one shared log."""
+    return store.hashes.get(keys.state(community), {}), store.lists.get(keys.log(community), [])
+
+
+def test_every_operator_shares_one_log_and_one_snapshot_hash_and_restores_exactly(events):
+    """All operators of a community snapshot on the same batch, so one log serves them all (a
+    batch's events are stored once, not once per operator); restored from it, a runner with
+    every operator publishes what the uninterrupted one does."""
+    batches = [events[at : at + 200] for at in range(0, len(events), 200)]
+    build = lambda: OperatorRunner([build_operator(n, SETTINGS) for n in sorted(OPERATORS)], snapshot_every=3)  # noqa: E731
+    runner, store = build(), MiniStore()
+    expected, held = [], None
+    for k, batch in enumerate(batches):
+        expected += _continue(runner, [batch], store)
+        if k == 7:
+            held = copy.deepcopy(store)
+    assert held is not None
+    communities = sorted({ev.community for ev in events})
+    assert all(set(held.hashes.get(keys.state(c), {})) in (set(), set(OPERATORS)) for c in communities)
+    assert not [k for k in held.lists if not k.startswith("pulse:log:")]  # no per-operator logs
+    restored = build()
+    restored.load({c: _stored(held, c) for c in communities})
+    assert _continue(restored, batches[8:]) == expected[8:]
+
+
+def test_a_log_past_its_byte_limit_is_compacted_into_a_snapshot(events):
+    """A burst of long posts must not grow a log without bound: past ``log_max_bytes`` the runner
+    snapshots instead of appending, whatever the batch count."""
+    runner = OperatorRunner([build_operator("trends", SETTINGS)], snapshot_every=1000, log_max_bytes=4096)
+    store = MiniStore()
+    batches = [events[at : at + 100] for at in range(0, 2000, 100)]
+    _continue(runner, batches, store)
+    assert store.hashes, "no snapshot was taken"
+    assert max(sum(len(e) for e in entries) for entries in store.lists.values()) <= 4096
 
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
@@ -118,10 +157,5 @@ def test_a_runner_restored_from_snapshots_and_logs_continues_like_the_original(n
     for k, held in crashes.items():
         restored = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3)
         communities = sorted({ev.community for ev in events})
-        snapshots = held.hashes.get(state_key(name), {})
-        restored.load(
-            name,
-            {c: snapshots.get(c) for c in communities},
-            {c: held.lists.get(log_key(name, c), []) for c in communities},
-        )
+        restored.load({c: _stored(held, c) for c in communities})
         assert _continue(restored, batches[k + 1 :]) == expected[k + 1 :], f"after batch {k}"

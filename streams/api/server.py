@@ -63,8 +63,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError, ResponseError
 
+from streams import keys
 from streams.config import Settings
-from streams.sinks.redis_store import UPDATES_CHANNEL, windows_key
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,11 @@ MAX_LIMIT = 500
 """Upper bound of every ``limit``-like parameter: keeps one response and its Redis work small."""
 MAX_COMMUNITY_CHARS = 256  # the event contract's maxLength for ``community``
 MAX_WINDOW_START = 99_999_999_999  # epoch seconds, year 5138: 11 digits, far beyond any real window
-SCAN_COUNT = 500  # COUNT hint of one SCAN round trip
-SCAN_MAX_CALLS = 200  # at most this many SCAN round trips per listing (~100k keys examined)
-SCAN_MAX_KEYS = 1000  # at most this many keys per listing
-SCAN_CACHE_SECONDS = 2.0
-SCAN_CACHE_ENTRIES = 1024
+MATCH_INDEX_READ = 1000  # at most this many posts of a community's match index per request
 
 _LIMIT_RE = re.compile(r"[0-9]{1,4}")  # checked before int(): a 10,000-digit string never reaches it
 _WINDOW_RE = re.compile(r"[0-9]{1,11}")
 _BAD_COMMUNITY_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
@@ -99,39 +94,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # --------------------------------------------------------------------------------------------------
 # Keys of the read contract (README: "Redis read contract")
 # --------------------------------------------------------------------------------------------------
-
-
-def communities_key(size: int, start: int) -> str:
-    return f"pulse:lb:communities:{size}s:{start}"
-
-
-def members_key(community: str, size: int, start: int) -> str:
-    return f"pulse:lb:members:{community}:{size}s:{start}"
-
-
-def activity_key(community: str, size: int, start: int) -> str:
-    return f"pulse:activity:{community}:{size}s:{start}"
-
-
-def kpi_key(community: str, size: int, start: int) -> str:
-    return f"pulse:kpi:{community}:{size}s:{start}"
-
-
-def trends_key(community: str) -> str:
-    return f"pulse:trends:{community}"
-
-
-def recs_key(community: str, member: str) -> str:
-    return f"pulse:recs:{community}:{member}"
-
-
-def glob_escape(text: str) -> str:
-    r"""``text`` as a literal inside a SCAN MATCH pattern.
-
-    >>> glob_escape("a*b[1]")
-    'a\\*b\\[1\\]'
-    """
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,50 +299,6 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 # --------------------------------------------------------------------------------------------------
 
 
-class KeyScanner:
-    """``SCAN MATCH pattern`` with caps on keys and round trips, cached for ``ttl`` seconds.
-
-    SCAN is O(keyspace) over a full iteration, so it must not run per request per client: the
-    cache makes a crowd of clients cost one bounded scan per pattern and interval.
-    """
-
-    def __init__(self, client: aioredis.Redis, ttl: float = SCAN_CACHE_SECONDS) -> None:
-        self.client = client
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, list[str], bool]] = {}
-
-    async def keys(self, pattern: str) -> tuple[list[str], bool]:
-        """Keys matching ``pattern`` (sorted, at most ``SCAN_MAX_KEYS``) and whether that is all."""
-        now = time.monotonic()
-        hit = self._cache.get(pattern)
-        if hit is not None and hit[0] > now:
-            return hit[1], hit[2]
-        found: set[str] = set()
-        cursor, calls, complete = 0, 0, False
-        while True:
-            cursor, batch = await self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
-            found.update(map(_text, batch))
-            calls += 1
-            if cursor == 0:
-                complete = True
-                break
-            if len(found) >= SCAN_MAX_KEYS or calls >= SCAN_MAX_CALLS:
-                break
-        keys = sorted(found)
-        complete = complete and len(keys) <= SCAN_MAX_KEYS
-        keys = keys[:SCAN_MAX_KEYS]
-        if len(self._cache) >= SCAN_CACHE_ENTRIES:
-            self._cache = {p: v for p, v in self._cache.items() if v[0] > now}
-            if len(self._cache) >= SCAN_CACHE_ENTRIES:
-                self._cache.clear()
-        self._cache[pattern] = (now + self.ttl, keys, complete)
-        return keys, complete
-
-    def invalidate(self) -> None:
-        """Forget every listing: a worker just changed state, so a new alerts or matches key may exist."""
-        self._cache.clear()
-
-
 Item = tuple[bytes, bytes] | None
 """What an SSE client's queue carries: (event name, data), or None to end the stream."""
 
@@ -446,10 +364,10 @@ class UpdateHub:
         while not self.stopping.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(UPDATES_CHANNEL)
+                await pubsub.subscribe(keys.UPDATES)
                 self.subscribed.set()
                 if not first:
-                    log.info("resubscribed to %s", UPDATES_CHANNEL)
+                    log.info("resubscribed to %s", keys.UPDATES)
                     self.broadcast((b"resync", b"{}"))
                 first, backoff = False, 0.5
                 while not self.stopping.is_set():
@@ -488,14 +406,13 @@ class UpdateHub:
         try:
             communities = orjson.loads(message.get("data") or b"")
         except orjson.JSONDecodeError:
-            log.debug("ignoring a non-JSON message on %s", UPDATES_CHANNEL)
+            log.debug("ignoring a non-JSON message on %s", keys.UPDATES)
             return
         if isinstance(communities, list):
             changed.update(c for c in communities if isinstance(c, str))
 
 
 HUB = web.AppKey("hub", UpdateHub)
-SCANNER = web.AppKey("scanner", KeyScanner)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,7 +421,7 @@ SCANNER = web.AppKey("scanner", KeyScanner)
 
 
 async def _current_window(client: aioredis.Redis, size: int) -> int | None:
-    latest = await client.zrevrange(windows_key(size), 0, 0)
+    latest = await client.zrevrange(keys.windows(size), 0, 0)
     return int(float(_text(latest[0]))) if latest else None
 
 
@@ -539,17 +456,17 @@ async def communities(request: web.Request) -> web.Response:
     doc: dict[str, Any] = {"window_seconds": size, "window": start, "total": 0, "communities": []}
     if start is None:
         return json_response(doc)
-    key = communities_key(size, start)
+    key = keys.communities_board(size, start)
     async with client.pipeline(transaction=False) as pipe:
         pipe.zrevrange(key, 0, limit - 1, withscores=True)
         pipe.zcard(key)
         top, doc["total"] = await pipe.execute()
     if not top:
         return json_response(doc)
-    previous = communities_key(size, start - size)
+    previous = keys.communities_board(size, start - size)
     async with client.pipeline(transaction=False) as pipe:
         for name, _ in top:
-            pipe.hgetall(activity_key(name, size, start))
+            pipe.hgetall(keys.activity(name, size, start))
             pipe.zrevrank(previous, name)
         details = await pipe.execute()
     for i, (name, score) in enumerate(top):
@@ -579,17 +496,17 @@ async def community(request: web.Request) -> web.Response:
     history_len = int_param(request, "windows", 24)
     requested = window_param(request, size)
     client = app[REDIS]
-    starts = [int(float(_text(s))) for s in await client.zrevrange(windows_key(size), 0, history_len - 1)]
+    starts = [int(float(_text(s))) for s in await client.zrevrange(keys.windows(size), 0, history_len - 1)]
     starts.reverse()  # oldest first: the order a chart draws
     start = requested if requested is not None else (starts[-1] if starts else None)
     async with client.pipeline(transaction=False) as pipe:
         for s in starts:
-            pipe.hgetall(activity_key(name, size, s))
+            pipe.hgetall(keys.activity(name, size, s))
         if start is not None:
-            pipe.hgetall(activity_key(name, size, start))
-            pipe.zrevrange(members_key(name, size, start), 0, limit - 1, withscores=True)
-            pipe.zcard(members_key(name, size, start))
-            pipe.zrevrank(communities_key(size, start), name)
+            pipe.hgetall(keys.activity(name, size, start))
+            pipe.zrevrange(keys.members_board(name, size, start), 0, limit - 1, withscores=True)
+            pipe.zcard(keys.members_board(name, size, start))
+            pipe.zrevrank(keys.communities_board(size, start), name)
         replies = await pipe.execute()
     history = replies[: len(starts)]
     current, member_rows, members_total, rank = replies[len(starts) :] or ({}, [], 0, None)
@@ -628,7 +545,7 @@ async def members(request: web.Request) -> web.Response:
         "members": [],
     }
     if start is not None:
-        key = members_key(name, size, start)
+        key = keys.members_board(name, size, start)
         async with client.pipeline(transaction=False) as pipe:
             pipe.zrevrange(key, 0, limit - 1, withscores=True)
             pipe.zcard(key)
@@ -643,8 +560,8 @@ async def atmosphere(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 20)
     client = request.app[REDIS]
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(f"pulse:atmosphere:{name}")
-        pipe.lrange(f"pulse:alerts:{name}", 0, limit - 1)
+        pipe.hgetall(keys.atmosphere(name))
+        pipe.lrange(keys.alerts(name), 0, limit - 1)
         fields, alerts = await pipe.execute()
     if not fields and not alerts:
         raise ApiError(404, "not_found", f"no atmosphere or alerts for community {_shown(name)} yet")
@@ -660,40 +577,42 @@ async def atmosphere(request: web.Request) -> web.Response:
 async def forecast(request: web.Request) -> web.Response:
     """The forecast hash of a community; 404 while it does not exist."""
     name = community_param(request)
-    fields = await request.app[REDIS].hgetall(f"pulse:forecast:{name}")
+    fields = await request.app[REDIS].hgetall(keys.forecast(name))
     if not fields:
         raise ApiError(404, "not_found", f"no forecast for community {_shown(name)} yet")
     return json_response({"community": name, "forecast": {k: _field(v) for k, v in fields.items()}})
 
 
 async def matches(request: web.Request) -> web.Response:
-    """Match candidates per post of a community, best first; an empty list when there are none."""
+    """Match candidates per post of a community, best first; an empty list when there are none.
+    The community's posts come from its match index (no key scan per request)."""
     name = community_param(request)
     limit = int_param(request, "limit", 20)
     per_post = int_param(request, "candidates", 5, maximum=50)
-    prefix = f"pulse:matches:{name}:"
-    keys, complete = await request.app[SCANNER].keys(glob_escape(prefix) + "*")
+    client = request.app[REDIS]
+    listed = [_text(p) for p in await client.zrevrange(keys.match_index(name), 0, MATCH_INDEX_READ - 1)]
     posts: list[dict[str, Any]] = []
-    if keys:
-        client = request.app[REDIS]
+    if listed:
         async with client.pipeline(transaction=False) as pipe:
-            for key in keys:
+            for post in listed:
+                key = keys.matches(name, post)
                 pipe.zrevrange(key, 0, per_post - 1, withscores=True)
                 pipe.zcard(key)
             replies = await pipe.execute(raise_on_error=False)
-        for i, key in enumerate(keys):
+        for i, post in enumerate(listed):
             rows, total = replies[2 * i], replies[2 * i + 1]
             if isinstance(rows, Exception) or isinstance(total, Exception) or not rows:
-                continue  # expired between SCAN and read, or not a sorted set: not a match list
+                continue  # expired since it was listed, or not a sorted set: not a match list
             posts.append(
                 {
-                    "post": key[len(prefix) :],
+                    "post": post,
                     "best": rows[0][1],
                     "total": total,
                     "candidates": [{"candidate": c, "score": s} for c, s in rows],
                 }
             )
         posts.sort(key=lambda p: (-p["best"], p["post"]))
+    complete = len(listed) < MATCH_INDEX_READ
     return json_response({"community": name, "complete": complete, "posts": posts[:limit]})
 
 
@@ -729,17 +648,17 @@ async def trends(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 20)
     client = request.app[REDIS]
-    key = trends_key(name)
+    key = keys.trends(name)
     async with client.pipeline(transaction=False) as pipe:
         pipe.zrevrange(key, 0, limit - 1, withscores=True)
         pipe.zcard(key)
-        pipe.get(f"pulse:themes:{name}")
+        pipe.get(keys.themes(name))
         rows, total, themes = await pipe.execute()
     details: list[dict[str, str]] = []
     if rows:
         async with client.pipeline(transaction=False) as pipe:
             for topic, _ in rows:
-                pipe.hgetall(f"{key}:{topic}")
+                pipe.hgetall(keys.trend_topic(name, topic))
             details = await pipe.execute()
     return json_response(
         {
@@ -767,7 +686,7 @@ async def insights(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 10)
     client = request.app[REDIS]
-    at_risk, rising = f"pulse:members:at-risk:{name}", f"pulse:members:rising:{name}"
+    at_risk, rising = keys.members_at_risk(name), keys.members_rising(name)
     async with client.pipeline(transaction=False) as pipe:
         for key in (at_risk, rising):
             pipe.zrevrange(key, 0, limit - 1, withscores=True)
@@ -806,12 +725,12 @@ async def kpis(request: web.Request) -> web.Response:
     client = app[REDIS]
     start = requested
     if start is None:
-        newest = await client.zrevrange(windows_key(size), 0, KPI_LOOKBACK - 1)
+        newest = await client.zrevrange(keys.windows(size), 0, KPI_LOOKBACK - 1)
         starts = [int(float(_text(s))) for s in newest]
         if starts:
             async with client.pipeline(transaction=False) as pipe:
                 for s in starts:
-                    pipe.exists(kpi_key(name, size, s))
+                    pipe.exists(keys.kpi(name, size, s))
                 found = await pipe.execute()
             start = next((s for s, hit in zip(starts, found, strict=True) if hit), None)
         if start is None:
@@ -819,7 +738,7 @@ async def kpis(request: web.Request) -> web.Response:
                 404, "not_found", f"no KPIs for community {_shown(name)} in the newest {KPI_LOOKBACK} windows"
             )
     # the client decodes responses (see _text): keys and values are str
-    fields = cast("dict[str, str]", await client.hgetall(kpi_key(name, size, start)))
+    fields = cast("dict[str, str]", await client.hgetall(keys.kpi(name, size, start)))
     if not fields:
         raise ApiError(404, "not_found", f"no KPIs for community {_shown(name)} in window {start}")
     return json_response(
@@ -842,7 +761,7 @@ async def recommendations(request: web.Request) -> web.Response:
     name = community_param(request)
     member = id_param(request, "member")
     limit = int_param(request, "limit", 5, maximum=50)
-    key = recs_key(name, member)
+    key = keys.recs(name, member)
     async with request.app[REDIS].pipeline(transaction=False) as pipe:
         pipe.zrevrange(key, 0, limit - 1, withscores=True)
         pipe.zcard(key)
@@ -858,25 +777,11 @@ async def recommendations(request: web.Request) -> web.Response:
 
 
 async def alerts(request: web.Request) -> web.Response:
-    """The newest alerts of every community, merged newest first."""
+    """The newest alerts of every community, newest first (the worker's ``pulse:alerts`` list)."""
     limit = int_param(request, "limit", 50)
-    prefix = "pulse:alerts:"
-    keys, complete = await request.app[SCANNER].keys(prefix + "*")
-    merged: list[tuple[float, int, dict[str, Any]]] = []
-    if keys:
-        client = request.app[REDIS]
-        async with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.lrange(key, 0, limit - 1)
-            replies = await pipe.execute(raise_on_error=False)
-        for key, rows in zip(keys, replies, strict=True):
-            if isinstance(rows, Exception):
-                continue  # not a list: not an alerts key of the contract
-            for position, raw in enumerate(rows):
-                alert = _alert(raw, key[len(prefix) :])
-                merged.append((alert_time_ms(alert), -position, alert))
-    merged.sort(key=lambda t: (t[0], t[1]), reverse=True)
-    return json_response({"complete": complete, "alerts": [a for _, _, a in merged[:limit]]})
+    rows = await request.app[REDIS].lrange(keys.ALERTS_ALL, 0, limit - 1)
+    listed = [_alert(_text(raw), "") for raw in rows]
+    return json_response({"complete": True, "alerts": listed})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -973,6 +878,26 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+def _limit_in_flight(most: int) -> Any:
+    """At most ``most`` requests served at once (server-sent event streams included); beyond that
+    an immediate 503 with ``Retry-After``, so a crowd of clients cannot exhaust the server."""
+    in_flight = 0
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        if in_flight >= most:
+            body = {"error": "busy", "detail": f"more than {most} requests in flight; retry later"}
+            return json_response(body, status=503, headers={"Retry-After": "1"})
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return limit
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Same-origin everything: the page loads nothing from elsewhere, so nothing else may run."""
     response.headers.setdefault(
@@ -1001,11 +926,9 @@ async def _redis_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = _redis_client(settings, socket_timeout=10)
     subscriber = _redis_client(settings)  # no read timeout: a quiet channel is normal
-    scanner = KeyScanner(client)
-    hub = UpdateHub(subscriber, app[COALESCE], on_update=scanner.invalidate)
+    hub = UpdateHub(subscriber, app[COALESCE])
     app[REDIS] = client
     app[HUB] = hub
-    app[SCANNER] = scanner
     relay = asyncio.create_task(hub.run(), name="pulse-updates-relay")
     try:
         yield
@@ -1029,7 +952,7 @@ def create_app(
     """The API + live page application for ``settings`` (Redis URL, credentials, window size)."""
     openapi_doc = OPENAPI_PATH.read_bytes()
     orjson.loads(openapi_doc)  # a broken committed document fails at start, not at the first request
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_limit_in_flight(settings.api_max_requests), _errors])
     app[SETTINGS] = settings
     app[HEARTBEAT] = heartbeat_seconds
     app[COALESCE] = coalesce_seconds
@@ -1045,10 +968,20 @@ def create_app(
     return app
 
 
-def run(settings: Settings, host: str = "0.0.0.0", port: int = 8080) -> None:
-    """Serve until SIGINT/SIGTERM (``pulse serve``)."""
+def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until SIGINT/SIGTERM (``pulse serve``).  Loopback unless told otherwise: the API has
+    no authentication of its own, so exposing it is a decision (``--host 0.0.0.0``)."""
     log.info("pulse serve: http://%s:%d/ redis=%s", host, port, settings.redis_url_redacted())
-    web.run_app(create_app(settings), host=host, port=port, access_log=None, shutdown_timeout=5, print=None)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=None,
+        shutdown_timeout=5,
+        print=None,
+        keepalive_timeout=settings.api_idle_seconds,  # idle keep-alive connections are closed
+        backlog=settings.api_max_requests,
+    )
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ class BatchApplier:
         self.producer = producer
         self.pipeline = Pipeline(settings)
         self.progress: dict[TopicPartition, PartitionProgress] = {}
-        self.operators = OperatorRunner(build_operators(settings))
+        self.operators = OperatorRunner(build_operators(settings), idle_ttl_seconds=settings.idle_ttl_seconds)
         self.gauges = metrics.CommunityGauges(settings.metrics_communities)
         self.dead_letter_topic = settings.dead_letter_topic
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag
@@ -79,7 +79,7 @@ class BatchApplier:
         started = time.perf_counter()
         self.operators.clear()  # reloaded on demand from the snapshots that match the stored offsets
         self.progress = self.with_redis(lambda: self.store.load_progress(partitions), wait)
-        self.pipeline.aligner.assign(partitions, time.monotonic())  # held messages are re-read
+        self.pipeline.assign(partitions, time.monotonic())  # held messages are re-read
         elapsed = time.perf_counter() - started
         metrics.RESTORE_SECONDS.observe(elapsed)
         log.info("restored progress of %d partitions from Redis in %.3f s", len(partitions), elapsed)
@@ -106,10 +106,14 @@ class BatchApplier:
     def revoke(self) -> None:
         """Partitions taken away: forget their progress and whatever alignment held of them."""
         self.progress.clear()
-        self.pipeline.aligner.assign([], None)
+        self.pipeline.assign([], None)
 
     def held_of(self, tp: TopicPartition) -> int:
         return self.pipeline.aligner.held_of(tp)
+
+    def held_bytes_of(self, tp: TopicPartition) -> int:
+        """Input bytes of ``tp`` held back by alignment (a backlog of long posts is paused on this)."""
+        return self.pipeline.held_bytes.get(tp, 0)
 
     @property
     def held(self) -> int:
@@ -141,18 +145,24 @@ class BatchApplier:
 
     def _run_operators(self, result: BatchResult) -> Output:
         runner = self.operators
+        if not runner.operators:
+            return Output()
+        now = time.monotonic()
+        # well before Redis expires an idle community's keys: never continue a history Redis dropped
+        runner.forget_idle(now, self.settings.idle_ttl_seconds / 2)
         wanted = runner.missing(result.events)
         if wanted:
-            loaded = self.with_redis(lambda: self.store.load_states(wanted), time.sleep)
-            for name, (blobs, logs) in loaded.items():
-                runner.load(name, blobs, logs)
-        output, snapshots = runner.run(result.events)
+            names = [op.name for op in runner.operators]
+            runner.load(self.with_redis(lambda: self.store.load_states(wanted, names), time.sleep))
+        output, snapshots = runner.run(result.events, now)
         result.commands = output.commands + snapshots
         return output
 
     def commit(self, result: BatchResult, wait: Callable[[float], None] = time.sleep) -> bool:
         """Commit ``result`` to Redis, retrying while Redis is down.  False when fenced: the
-        caller must then :meth:`restore` and re-read from the restored offsets."""
+        caller must then :meth:`restore` and re-read from the restored offsets.  Raises
+        :class:`~streams.sinks.redis_store.StoreRefused` when the script refused the batch (nothing
+        of it written): retrying cannot help, so the engine stops with that message."""
         started = time.perf_counter()
         try:
             self.with_redis(lambda: self.store.commit(result), wait)

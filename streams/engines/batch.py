@@ -13,12 +13,13 @@ import threading
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Message as KafkaMessage
 
 from streams import metrics
 from streams.config import Settings
 from streams.engines.applier import BatchApplier, WorkerStopped, tune_gc
 from streams.pipeline import Message
-from streams.sinks.redis_store import RedisStore
+from streams.sinks.redis_store import RedisStore, StoreRefused
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ def consumer_config(settings: Settings) -> dict[str, object]:
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": max(100, settings.session_timeout_ms // 4),
         "fetch.wait.max.ms": min(100, settings.batch_timeout_ms),
-        "queued.max.messages.kbytes": 262144,
+        # librdkafka's prefetch queue: 64 MB keeps a backlog of long posts from filling memory
+        "queued.max.messages.kbytes": 65536,
         "enable.partition.eof": False,  # ends come from the watermarks (see BatchEngine._at_end)
     }
 
@@ -67,6 +69,7 @@ class BatchEngine:
         self.assignment: list[TopicPartition] = []
         self.generation = 0  # bumped by every rebalance callback
         self.batches = 0
+        self.mean_bytes = 512.0  # running mean message size: how many messages fit batch_max_bytes
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -116,7 +119,7 @@ class BatchEngine:
         logical = self.logical
         try:
             while not self.stop_event.is_set() and (max_batches is None or self.batches < max_batches):
-                raw = consumer.consume(batch_max, timeout)
+                raw = self._consume(consumer, batch_max, timeout)
                 if not raw and not self.applier.held:
                     continue
                 started = time.perf_counter()
@@ -149,9 +152,34 @@ class BatchEngine:
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         except WorkerStopped:
             log.warning("stopped while Redis was unreachable; the uncommitted batch will be re-read")
+        except StoreRefused as exc:
+            log.error("Redis refused a batch before writing any of it (%s); stopping", exc)
+            raise SystemExit(f"pulse worker: batch refused by Redis, nothing applied: {exc}") from None
         finally:
             consumer.close()
             self.producer.flush(10)
+
+    def _consume(self, consumer: Consumer, most: int, timeout: float) -> list[KafkaMessage]:
+        """Up to ``most`` messages and about ``batch_max_bytes`` of them (one message may pass
+        it): taken in slices sized by the running mean message size, so a backlog of long posts
+        makes small batches and Redis is never handed a huge script argument."""
+        budget = self.settings.batch_max_bytes
+        out: list[KafkaMessage] = []
+        size = 0
+        wait = timeout
+        while len(out) < most and size < budget:
+            want = max(1, min(most - len(out), int((budget - size) / self.mean_bytes)))
+            got = consumer.consume(want, wait)
+            if not got:
+                break
+            got_bytes = sum(len(m.value() or b"") for m in got)
+            self.mean_bytes = 0.8 * self.mean_bytes + 0.2 * max(1.0, got_bytes / len(got))
+            out += got
+            size += got_bytes
+            wait = 0  # the first call waited for data; the rest take what is already fetched
+            if len(got) < want:
+                break
+        return out
 
     def _at_end(self, consumer: Consumer) -> list[tuple[str, int]]:
         """Assigned partitions read to the end of what the broker had at the last fetch.
@@ -174,15 +202,17 @@ class BatchEngine:
         if not self.assignment:
             return
         high = max(1000, self.settings.align_max_held // 8)
+        high_bytes = 8 * self.settings.batch_max_bytes  # long posts: pause on bytes held too
         changed = False
         for p in self.assignment:
             tp = (self.logical[p.topic], p.partition)
             held = self.applier.held_of(tp)
-            if tp not in self.paused and held > high:
+            held_bytes = self.applier.held_bytes_of(tp)
+            if tp not in self.paused and (held > high or held_bytes > high_bytes):
                 consumer.pause([TopicPartition(p.topic, p.partition)])
                 self.paused.add(tp)
                 changed = True
-            elif tp in self.paused and held < high // 4:
+            elif tp in self.paused and held < high // 4 and held_bytes < high_bytes // 4:
                 consumer.resume([TopicPartition(p.topic, p.partition)])
                 self.paused.discard(tp)
                 changed = True

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from online_models.evaluate_detectors import generate, print_end_to_end, scenarios, score_alerts
+from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
 
 
@@ -26,7 +27,7 @@ def evaluate_atmosphere(seeds: int = 1) -> dict[str, Any]:
     with pipeline_run(events, "atmosphere") as run:
         alerts = run.topic_messages("alerts")
         stored = {
-            sc.community: [orjson.loads(a) for a in run.client.lrange(f"pulse:alerts:{sc.community}", 0, -1)]
+            sc.community: [orjson.loads(a) for a in run.client.lrange(keys.alerts(sc.community), 0, -1)]
             for sc in scs
         }
     by_community: dict[str, list[dict[str, Any]]] = defaultdict(list)

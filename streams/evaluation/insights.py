@@ -41,6 +41,7 @@ from online_models.evaluate_trends import (
     score_trends,
     topic_stream,
 )
+from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
 from streams.operators.trends import TrendingTopics
 
@@ -76,13 +77,13 @@ def evaluate_trends(
         sample = until >= warm and until % HOUR_MS == 0
         pipe = client.pipeline(transaction=False)
         for c in (*names, *steady_names):
-            pipe.zrevrange(f"pulse:trends:{c}", 0, 49 if sample else top_k - 1)
+            pipe.zrevrange(keys.trends(c), 0, 49 if sample else top_k - 1)
         ranked = [[m.decode() for m in r] for r in pipe.execute()]
         levels: list[list[Any]] = []
         if sample:
             for c, topics in zip((*names, *steady_names), ranked, strict=True):
                 for topic in topics:
-                    pipe.hget(f"pulse:trends:{c}:{topic}", "level")
+                    pipe.hget(keys.trend_topic(c, topic), "level")
             flat = iter(pipe.execute())
             levels = [[float(next(flat) or 0.0) for _ in topics] for topics in ranked]
         for k, c in enumerate((*names, *steady_names)):
@@ -98,7 +99,7 @@ def evaluate_trends(
     ) as run:  # fmt: skip
         published = [a for a in run.topic_messages("alerts") if a.get("kind") == "topic_surge"]
         stored = {
-            c: [orjson.loads(a) for a in run.client.lrange(f"pulse:alerts:{c}", 0, -1)]
+            c: [orjson.loads(a) for a in run.client.lrange(keys.alerts(c), 0, -1)]
             for c in (*names, *steady_names)
         }
     by_community: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -243,8 +244,8 @@ def evaluate_members(
         # (a checkpoint runs at the first event past its boundary).
         pipe = client.pipeline(transaction=False)
         for c in names:
-            pipe.zrevrange(f"pulse:members:at-risk:{c}", 0, top - 1)
-            pipe.hgetall(f"pulse:members:model:{c}")
+            pipe.zrevrange(keys.members_at_risk(c), 0, top - 1)
+            pipe.hgetall(keys.members_model(c))
         replies = pipe.execute()
         hashes: dict[str, dict[str, Any]] = {}
         for k, c in enumerate(names):

@@ -18,6 +18,7 @@ from typing import Any, cast
 import redis
 
 from online_models.evaluate_matching import DAY, MatchScore, match_stream
+from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
 
 
@@ -32,7 +33,7 @@ def evaluate_matching(seed: int = 0, days: int = 30) -> dict[str, Any]:
             start, end = world.interval[need]
             if kind != "need" or not start <= now < end:
                 continue
-            key = f"pulse:matches:{world.community[need]}:{need}"
+            key = keys.matches(world.community[need], need)
             # the harness's client does not decode responses, and without scores members are bytes
             ranked = [m.decode() for m in cast("list[bytes]", client.zrevrange(key, 0, 9))]
             score.judge(world.community[need], now, need, world.member[need], ranked)

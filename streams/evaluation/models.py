@@ -24,6 +24,7 @@ from online_models.evaluate_models import (
     noise_floor,
     synthetic_events,
 )
+from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
 from streams.operators.forecasts import DemandSupplyForecaster
 
@@ -44,10 +45,10 @@ def evaluate_models(
     published: dict[tuple[str, int], tuple[int, int]] = {}
 
     def read_forecasts(client: redis.Redis, _until: int) -> None:
-        for key in client.scan_iter("pulse:forecast:*", count=1000):
+        for key in client.scan_iter(keys.pattern("forecast"), count=1000):
             window, demand, supply = client.hmget(key, "window", "demand", "supply")
             if window is not None and demand is not None and supply is not None:
-                community = key.decode().removeprefix("pulse:forecast:")
+                community = keys.ids_of(key, "forecast")[0]
                 published[(community, int(window))] = (int(demand), int(supply))
 
     with pipeline_run(
@@ -55,11 +56,11 @@ def evaluate_models(
     ) as run:
         client = run.client
         meetups = {
-            key.decode().removeprefix("pulse:meetup:"): _text(client.hgetall(key))
-            for key in client.scan_iter("pulse:meetup:*", count=1000)
+            keys.ids_of(key, "meetup")[1]: _text(client.hgetall(key))
+            for key in client.scan_iter(keys.pattern("meetup"), count=1000)
         }
         losses = []
-        for key in client.scan_iter("pulse:turnout:*", count=1000):
+        for key in client.scan_iter(keys.pattern("turnout"), count=1000):
             h = _text(client.hgetall(key))
             losses.append((float(h["log_loss"]), float(h["log_loss_base_rate"]), int(h["labels"])))
     scored_from = min(ev.ts for ev in events) + int(warmup_days * DAY_MS)

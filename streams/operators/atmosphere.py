@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 from online_models.sentiment import sentiment
 from schemas.events import Event, Post, Reaction
+from streams import keys
 from streams.config import Settings
 from streams.operators.base import Observation, Output
 
@@ -382,7 +383,7 @@ class AtmosphereIndex:
             index, baseline = round(st.index, 4), round(st.baseline, 4)
             out.commands.append(
                 [
-                    "HSET", f"pulse:atmosphere:{community}", "index", index, "baseline", baseline,
+                    "HSET", keys.atmosphere(community), "index", index, "baseline", baseline,
                     "updated", st.last_ts, "posts", st.posts, "reactions", st.reactions,
                 ]
             )  # fmt: skip

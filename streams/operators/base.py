@@ -22,9 +22,12 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from schemas.events import Event
+from streams import keys
 
 ALERTS_KEPT = 100
 """Length of each ``pulse:alerts:{community}`` list."""
+ALERTS_ALL_KEPT = 1000
+"""Length of ``pulse:alerts``, the newest alerts of every community."""
 
 RedisCommand = list[Any]
 """A Redis command as a list, e.g. ``["HSET", "pulse:atmosphere:c1", "index", 0.42]``.
@@ -56,13 +59,15 @@ class Output:
 
     def raise_alert(self, value: dict[str, Any], keep: int = ALERTS_KEPT) -> None:
         """An alert the one documented way: a message on the ``alerts`` topic (key = community),
-        an entry at the head of ``pulse:alerts:{community}`` (newest first, ``keep`` kept) and a
+        an entry at the head of ``pulse:alerts:{community}`` (newest first, ``keep`` kept) and of
+        ``pulse:alerts`` (every community's, ``ALERTS_ALL_KEPT`` kept) and a
         count for ``pulse_alerts_total{kind}``.  ``value`` needs ``kind`` and ``community``."""
         community = value["community"]
-        key = f"pulse:alerts:{community}"
+        key = keys.alerts(community)
+        doc = orjson.dumps(value).decode()
         self.messages.append(OutgoingMessage("alerts", community, value))
-        self.commands.append(["LPUSH", key, orjson.dumps(value).decode()])
-        self.commands.append(["LTRIM", key, 0, keep - 1])
+        self.commands += [["LPUSH", key, doc], ["LTRIM", key, 0, keep - 1]]
+        self.commands += [["LPUSH", keys.ALERTS_ALL, doc], ["LTRIM", keys.ALERTS_ALL, 0, ALERTS_ALL_KEPT - 1]]
         self.alerts.append(value["kind"])
 
     def extend(self, other: Output) -> None:

@@ -67,6 +67,7 @@ from online_models.forecast import (
     slot_of,
 )
 from schemas.events import Event, Post
+from streams import keys
 from streams.operators.base import Observation as Gauge
 from streams.operators.base import Output, RedisCommand
 
@@ -317,7 +318,7 @@ class DemandSupplyForecaster:
             tags,
         )
         command: RedisCommand = [
-            "HSET", f"pulse:forecast:{st.community}", "window", window,
+            "HSET", keys.forecast(st.community), "window", window,
             "demand", demand, "supply", supply, "gap", demand - supply,
             "demand_rate", _num(rates.demand), "supply_rate", _num(rates.supply),
         ]  # fmt: skip

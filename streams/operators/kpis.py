@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import Event, Post, Rsvp
+from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
 
 if TYPE_CHECKING:
@@ -376,7 +377,7 @@ class OperationsKpis:
     def _publish(self, st: KpiState, start: int, w: WindowKpi, final: bool) -> list[RedisCommand]:
         c = w.counts
         median = w.median_delay if w.delays is None else (statistics.median(w.delays) if w.delays else None)
-        key = f"pulse:kpi:{st.community}:{self.size}s:{start}"
+        key = keys.kpi(st.community, self.size, start)
         command: RedisCommand = [
             "HSET", key,
             "posts", c[POSTS], "replied", c[REPLIED], "reply_rate", _rate(c[REPLIED], c[POSTS]),

@@ -33,7 +33,8 @@ beyond.  Memory per community is bounded by ``max_open_posts`` (oldest closed), 
 (IDF), ``max_members`` (track records) and ``max_authors`` (post → author, to credit reactions);
 a candidate that leaves a top-k list (pushed out, or closed) does not come back to it.
 
-Redis: ``pulse:matches:{community}:{post}`` is a sorted set (candidate post → score), rewritten
+Redis: ``pulse:matches:{community}:{post}`` is a sorted set (candidate post → score), listed in
+the index ``pulse:matches:{community}`` (post → event-time deadline, ms), rewritten
 as ``DEL`` + ``ZADD`` + ``EXPIRE`` (seconds until the post's event-time TTL) once per batch when
 its candidates changed, and deleted (``DEL``) when the post closes.  Kafka: one
 ``match-candidates`` message per pair that is new or improved in either post's top-k, keyed by
@@ -50,7 +51,7 @@ community (the input topics' key, so a community's matches stay in order).
 ... ])
 >>> [(m.value["need"], m.value["offer"], m.value["reasons"]) for m in out.messages]
 [('n1', 'o1', {'shared_tags': ['frontend'], 'matched_terms': ['engineer', 'frontend', 'react']})]
->>> [c for c in out.commands if c[0] == "ZADD"]
+>>> [c for c in out.commands if c[0] == "ZADD"][:2]
 [['ZADD', 'pulse:matches:c:n1', 0.476028, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.476028, 'n1']]
 """
 
@@ -64,6 +65,7 @@ from typing import Any
 
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
 from schemas.events import Event, Post, Reaction
+from streams import keys
 from streams.operators.base import Observation, OutgoingMessage, Output, RedisCommand
 
 __all__ = ["MatchConfig", "MatchMaker", "MatchState", "OpenPost", "matches_key"]
@@ -77,7 +79,7 @@ OTHER_SIDE = {"need": "offer", "offer": "need"}
 
 def matches_key(community: str, post: str) -> str:
     """Sorted set of one open post's candidates."""
-    return f"pulse:matches:{community}:{post}"
+    return keys.matches(community, post)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +235,14 @@ class MatchMaker:
         return out
 
     def _commands(self, community: str, state: MatchState, batch: _Batch) -> list[RedisCommand]:
+        """Each touched post's match set, and the community's index of them (post → event-time
+        deadline, ms): readers list a community's match sets there instead of scanning keys."""
         commands: list[RedisCommand] = [["DEL", matches_key(community, pid)] for pid in batch.closed]
+        index = keys.match_index(community)
+        if batch.closed:
+            commands.append(["ZREM", index, *batch.closed])
         ttl, clock = self.config.ttl_ms, state.clock
+        listed: RedisCommand = ["ZADD", index]
         for pid in batch.touched:
             post = state.posts.get(pid)
             if post is None:
@@ -247,6 +255,11 @@ class MatchMaker:
                     zadd += [score, cand]
                 commands.append(zadd)
                 commands.append(["EXPIRE", key, max(1, -(-(post.ts + ttl - clock) // 1000))])
+                listed += [post.ts + ttl, pid]
+        if len(listed) > 2:
+            commands.append(listed)
+        if batch.closed or len(listed) > 2:  # posts past their deadline have no set any more
+            commands.append(["ZREMRANGEBYSCORE", index, "-inf", clock])
         return commands
 
     # -- events -----------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ from online_models.churn import (
 )
 from online_models.sentiment import sentiment
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
 
 if TYPE_CHECKING:
@@ -248,8 +249,8 @@ class MemberInsights:
             if days[i] * decay >= 2.0 and x["trend"] > 0.0:
                 rising.append((-(p * x["trend"]), member))
         self._evict_idle(st, now)  # 3. forget the long gone
-        out.commands += self._ranking(f"pulse:members:at-risk:{st.community}", at_risk)
-        out.commands += self._ranking(f"pulse:members:rising:{st.community}", rising)
+        out.commands += self._ranking(keys.members_at_risk(st.community), at_risk)
+        out.commands += self._ranking(keys.members_rising(st.community), rising)
         if st.labels:
             out.commands.append(self._validation(st, now))
         self._observe(st, len(at_risk), labelled, out)
@@ -266,7 +267,7 @@ class MemberInsights:
     def _validation(st: MemberState, now: int) -> RedisCommand:
         """The ``pulse:members:model:{community}`` hash: progressive validation of both models."""
         cmd: RedisCommand = [
-            "HSET", f"pulse:members:model:{st.community}",
+            "HSET", keys.members_model(st.community),
             "checkpoint", now, "labels", st.labels, "positives", st.positives,
         ]  # fmt: skip
         for field_name, auc in (("auc", st.auc), ("auc_recency", st.auc_baseline)):

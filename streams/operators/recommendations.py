@@ -48,6 +48,7 @@ import numpy as np
 from online_models.recommender import MeetupAffinity
 from online_models.text_features import normalize_tag
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
 
 __all__ = ["MeetupInfo", "MeetupRecommender", "RecoConfig", "RecoState", "recs_key"]
@@ -61,7 +62,7 @@ KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
 
 
 def recs_key(community: str, member: str) -> str:
-    return f"pulse:recs:{community}:{member}"
+    return keys.recs(community, member)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,24 +1,27 @@
 """Runs the stateful operators over a batch and turns their state into snapshots and logs.
 
 Pure like the operators (no I/O): the engine asks :meth:`OperatorRunner.missing` which
-community states are not in memory, loads what the store holds for them, hands it to
+communities have no state in memory, loads what the store holds for them, hands it to
 :meth:`OperatorRunner.load`, then calls :meth:`OperatorRunner.run`.  The Redis commands that
 persist every community a batch touched come back for the batch's atomic script, so the stored
 state always matches the stored offsets.
 
 Persisting a state means pickling it, and river models pickle slowly (~0.4-0.6 ms per community
 for the forecast and turnout states): doing it for every community of every batch capped the
-worker at small batches, which is what low latency needs.  So a community's state is
+worker at small batches, which is what low latency needs.  So a community's states are
 snapshotted only every ``snapshot_every`` to ``2 × snapshot_every - 1`` batches (staggered by
 community, so snapshots do not all fall on one batch); in between, the community's events of
-each batch are appended to its log (``pulse:log:{operator}:{community}``, one entry per batch,
-a few µs to pickle).  Loading a state = its snapshot, then its log replayed batch by batch
-through the operator with the outputs thrown away (their effects are already in Redis).  A
-community's state depends only on its own events, in order and batch by batch (the contract
-suite checks it), so the replayed state is the state the worker had.
+each batch are appended to its log (:func:`streams.keys.log`, one entry per batch, a few µs to
+pickle).  All operators of a community snapshot on the same batch, so they share **one** log
+(the events of a batch are stored once, not once per operator) and one snapshot hash
+(:func:`streams.keys.state`, field = operator).  Loading = the snapshots, then the log replayed
+batch by batch through every operator with the outputs thrown away (their effects are already
+in Redis).  A community's state depends only on its own events, in order and batch by batch (the
+contract suite checks it), so the replayed state is the state the worker had.
 
-States live in memory as a cache of what Redis holds: any of them can be dropped between
-batches (LRU beyond ``max_states``, or all of them on a rebalance) and is reloaded on demand.
+States live in memory as a cache of what Redis holds: any community can be dropped between
+batches (LRU beyond ``max_states``, idle ones before Redis expires their keys, or all of them on
+a rebalance) and is reloaded on demand.
 
 >>> from schemas.events import Post
 >>> class Count:
@@ -30,12 +33,12 @@ batches (LRU beyond ``max_states``, or all of them on a rebalance) and is reload
 >>> runner = OperatorRunner([Count()], snapshot_every=2)
 >>> batch = [Post("e1", "c1", "m", 946_684_800_000, "p", "hi", "post", (), None)]
 >>> runner.missing(batch)
-{'count': ['c1']}
->>> runner.load("count", {"c1": None})
+['c1']
+>>> runner.load({"c1": ({}, [])})
 >>> output, persist = runner.run(batch)
 >>> persist[0][:2]  # the first batch goes to the log
-['RPUSH', 'pulse:log:count:c1']
->>> runner.clear(); runner.load("count", {"c1": None}, {"c1": [persist[0][2]]}); runner.states["count"]["c1"]
+['RPUSH', 'pulse:log:c1']
+>>> runner.clear(); runner.load({"c1": ({}, [persist[0][2]])}); runner.states["count"]["c1"]
 [1]
 """
 
@@ -45,26 +48,21 @@ import base64
 import pickle
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams import keys
 from streams.operators.base import Output, RedisCommand, StatefulOperator
 
-SNAPSHOTS_PER_COMMAND = 500  # Lua's unpack() has a stack limit of a few thousand arguments
 SNAPSHOT_EVERY = 16
 """Batches a community's state may be behind its snapshot (at least; up to twice, staggered)."""
+LOG_MAX_BYTES = 1 << 20
+"""A community's log is compacted (snapshot taken, log dropped) before it grows past this."""
 
-
-def state_key(name: str) -> str:
-    """Hash of one operator's snapshots: field = community, value = base64 pickle."""
-    return f"pulse:state:{name}"
-
-
-def log_key(name: str, community: str) -> str:
-    """List of the community's events since its snapshot: one base64 pickle per batch."""
-    return f"pulse:log:{name}:{community}"
+Stored = tuple[Mapping[str, bytes | str | None], Sequence[bytes | str]]
+"""What the store holds of one community: snapshot per operator name, and the log's entries."""
 
 
 def _blob(value: Any) -> str:
@@ -96,53 +94,68 @@ class OperatorRunner:
         operators: Sequence[StatefulOperator[Any]],
         max_states: int = 20_000,
         snapshot_every: int = SNAPSHOT_EVERY,
+        idle_ttl_seconds: int | None = None,
+        log_max_bytes: int = LOG_MAX_BYTES,
     ) -> None:
         self.operators = list(operators)
+        self.idle_ttl_seconds = idle_ttl_seconds  # EXPIRE of a community's snapshots and log
         self.max_states = max_states
         self.snapshot_every = snapshot_every
-        self.states: dict[str, OrderedDict[str, Any]] = {op.name: OrderedDict() for op in self.operators}
-        # Per operator and community: batches in the log since the snapshot.
-        self.logged: dict[str, dict[str, int]] = {op.name: {} for op in self.operators}
+        self.states: dict[str, dict[str, Any]] = {op.name: {} for op in self.operators}
+        # Per community in memory (LRU order): batches in its log since its snapshots.
+        self.logged: OrderedDict[str, int] = OrderedDict()
+        self.touched: dict[str, float] = {}  # community → wall-clock time of its last batch
+        self.log_max_bytes = log_max_bytes
+        self.log_bytes: dict[str, int] = {}  # community → bytes in its log (since the snapshots)
 
     def clear(self) -> None:
         """Forget every state (a rebalance, or a refused batch): Redis holds the truth."""
-        for name, states in self.states.items():
+        for states in self.states.values():
             states.clear()
-            self.logged[name].clear()
+        self.logged.clear()
+        self.touched.clear()
+        self.log_bytes.clear()
 
-    def missing(self, events: Sequence[Event]) -> dict[str, list[str]]:
-        communities = list(dict.fromkeys(ev.community for ev in events))
-        wanted = {}
-        for op in self.operators:
-            states = self.states[op.name]
-            absent = [c for c in communities if c not in states]
-            if absent:
-                wanted[op.name] = absent
-        return wanted
+    def _drop(self, community: str) -> None:
+        for states in self.states.values():
+            states.pop(community, None)
+        self.logged.pop(community, None)
+        self.touched.pop(community, None)
+        self.log_bytes.pop(community, None)
 
-    def load(
-        self,
-        name: str,
-        blobs: dict[str, bytes | str | None],
-        logs: dict[str, list[bytes]] | None = None,
-    ) -> None:
-        """Install snapshots (``None``: no snapshot yet, so a fresh state) and replay their logs."""
-        op = next(op for op in self.operators if op.name == name)
-        states = self.states[name]
-        for community, blob in blobs.items():
-            state = op.new_state(community) if blob is None else _unblob(blob)
-            entries = (logs or {}).get(community, [])
-            for entry in entries:
-                op.apply_batch({community: state}, _unblob_events(entry))  # outputs are already in Redis
-            states[community] = state
-            self.logged[name][community] = len(entries)
+    def forget_idle(self, now: float, idle_seconds: float) -> int:
+        """Drop the communities untouched for ``idle_seconds`` (wall clock): their keys in Redis
+        expire after an idle TTL, and a state kept here past that would continue a history Redis
+        no longer has.  Dropping early is always safe (reloaded on demand); returns how many."""
+        idle = [c for c, at in self.touched.items() if now - at >= idle_seconds]
+        for community in idle:
+            self._drop(community)
+        return len(idle)
+
+    def missing(self, events: Sequence[Event]) -> list[str]:
+        """The communities of ``events`` whose states are not in memory (load them first)."""
+        logged = self.logged
+        return [c for c in dict.fromkeys(ev.community for ev in events) if c not in logged]
+
+    def load(self, stored: Mapping[str, Stored]) -> None:
+        """Install each community's snapshots (absent: a fresh state) and replay its log."""
+        for community, (snapshots, entries) in stored.items():
+            replay = [_unblob_events(entry) for entry in entries]
+            for op in self.operators:
+                blob = snapshots.get(op.name)
+                state = op.new_state(community) if blob is None else _unblob(blob)
+                for events in replay:
+                    op.apply_batch({community: state}, events)  # outputs are already in Redis
+                self.states[op.name][community] = state
+            self.logged[community] = len(entries)
+            self.log_bytes[community] = sum(len(entry) for entry in entries)
 
     def _threshold(self, community: str) -> int:
         return self.snapshot_every + zlib.crc32(community.encode()) % self.snapshot_every
 
-    def run(self, events: Sequence[Event]) -> tuple[Output, list[RedisCommand]]:
+    def run(self, events: Sequence[Event], now: float = 0.0) -> tuple[Output, list[RedisCommand]]:
         """Apply ``events`` to every operator; return their output and the commands persisting
-        the touched states (snapshots, or log entries)."""
+        the touched states (snapshots, or log entries).  ``now``: wall clock, for idle eviction."""
         output = Output()
         persist: list[RedisCommand] = []
         if not events:
@@ -150,32 +163,33 @@ class OperatorRunner:
         by_community: dict[str, list[Event]] = {}
         for ev in events:
             by_community.setdefault(ev.community, []).append(ev)
-        entries: dict[str, str] = {}
         for op in self.operators:
-            name = op.name
-            states = self.states[name]
-            logged = self.logged[name]
-            output.extend(op.apply_batch(states, events))
-            snapshot: RedisCommand = ["HSET", state_key(name)]
-            for community, own in by_community.items():
-                states.move_to_end(community)
-                n = logged.get(community, 0) + 1
-                if n >= self._threshold(community):
-                    snapshot += [community, _blob(states[community])]
-                    persist.append(["DEL", log_key(name, community)])
-                    logged[community] = 0
-                    if len(snapshot) >= 2 + 2 * SNAPSHOTS_PER_COMMAND:
-                        persist.append(snapshot)
-                        snapshot = ["HSET", state_key(name)]
-                else:
-                    entry = entries.get(community) or entries.setdefault(community, _events_blob(own))
-                    persist.append(["RPUSH", log_key(name, community), entry])
-                    logged[community] = n
-            if len(snapshot) > 2:
-                persist.append(snapshot)
-            while len(states) > self.max_states:
-                evicted, _ = states.popitem(last=False)  # least recently used: Redis has it all
-                logged.pop(evicted, None)
+            output.extend(op.apply_batch(self.states[op.name], events))
+        logged, touched, log_bytes = self.logged, self.touched, self.log_bytes
+        for community, own in by_community.items():
+            n = logged.get(community, 0) + 1
+            logged[community] = n
+            logged.move_to_end(community)
+            touched[community] = now
+            entry = None
+            if n < self._threshold(community):
+                entry = _events_blob(own)
+                size = log_bytes.get(community, 0) + len(entry)
+            if entry is not None and size <= self.log_max_bytes:
+                persist.append(["RPUSH", keys.log(community), entry])
+                log_bytes[community] = size
+            else:  # every snapshot_every..2x batches, or once the log reaches log_max_bytes
+                snapshot: RedisCommand = ["HSET", keys.state(community)]
+                for op in self.operators:
+                    snapshot += [op.name, _blob(self.states[op.name][community])]
+                persist += [snapshot, ["DEL", keys.log(community)]]
+                logged[community] = 0
+                log_bytes[community] = 0
+            if self.idle_ttl_seconds:  # both refreshed every batch: they expire together
+                ttl = self.idle_ttl_seconds
+                persist += [["EXPIRE", keys.state(community), ttl], ["EXPIRE", keys.log(community), ttl]]
+        while len(logged) > self.max_states:
+            self._drop(next(iter(logged)))  # least recently used: Redis has it all
         return output, persist
 
 

@@ -71,6 +71,7 @@ import orjson
 
 from online_models.trends import TopicForecaster, poisson_sf, topic_features, topics_of, trend_score
 from schemas.events import Event, Post, Reaction
+from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
 
 if TYPE_CHECKING:
@@ -435,7 +436,7 @@ class TrendingTopics:
         corr = self.level_factor(st)
         act = self._activity(st, corr)
         coef = st.model.coefficients()
-        zkey = f"pulse:trends:{st.community}"
+        zkey = keys.trends(st.community)
         zadd: RedisCommand = ["ZADD", zkey]
         if refresh:
             ranked = self._rank(st, corr, act, coef)
@@ -524,7 +525,7 @@ class TrendingTopics:
             if len(themes) >= self.theme_topics:
                 break
         doc = orjson.dumps(themes).decode()
-        return ["SET", f"pulse:themes:{st.community}", doc, "EX", self.retention_seconds]
+        return ["SET", keys.themes(st.community), doc, "EX", self.retention_seconds]
 
     def _observe(self, st: TrendState, out: Output) -> None:
         """Per-community gauges (bounded: a handful per community, none per topic)."""

@@ -22,10 +22,10 @@ arrive during the meetup, from being learned before the negatives, which only ex
 
 Redis, for every meetup a batch touched (and once more when it ends)::
 
-    HSET pulse:meetup:{meetup} community <c> going <n> maybe <n> cancelled <n>
+    HSET pulse:meetup:{community}:{meetup} community <c> going <n> maybe <n> cancelled <n>
          predicted_turnout <float> capacity <n|""> predicted_fill <turnout/capacity|"">
          attended <going members checked in> walk_ins <n> starts_at <ms|""> state <open|started|ended>
-    EXPIRE pulse:meetup:{meetup} <retention_seconds>
+    EXPIRE pulse:meetup:{community}:{meetup} <retention_seconds>
 
 and, per community, the progressive validation so far (whenever outcomes were learned)::
 
@@ -47,7 +47,7 @@ meetup that would already have ended are ignored.
 ...     Rsvp("e3", "c1", "cy", start - 3_600_000, "m1", "maybe", (), start, 20)])
 >>> cmd = out.commands[0]; fields = dict(zip(cmd[2::2], cmd[3::2]))
 >>> cmd[:2], fields["going"], fields["maybe"], fields["predicted_turnout"], fields["predicted_fill"]
-(['HSET', 'pulse:meetup:m1'], 2, 1, '1.0', '0.05')
+(['HSET', 'pulse:meetup:c1:m1'], 2, 1, '1.0', '0.05')
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from river import metrics
 
 from online_models.turnout import AttendanceModel, BaseRate, MemberStats
 from schemas.events import Event, Rsvp
+from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ class TurnoutPredictor:
             going = len(m.frozen)
             turnout = m.frozen_turnout
             attended = sum(1 for member in m.frozen if member in m.checked_in)
-        key = f"pulse:meetup:{m.meetup}"
+        key = keys.meetup(st.community, m.meetup)
         command: RedisCommand = [
             "HSET", key, "community", st.community,
             "going", going, "maybe", m.counts["maybe"], "cancelled", m.counts["cancelled"],

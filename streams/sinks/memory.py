@@ -13,6 +13,7 @@ and no Redis (like quixstreams' ``sdf.test``), in unit tests, property tests and
 
 from __future__ import annotations
 
+from streams import keys
 from streams.config import Settings
 from streams.operators.activity import activity_score
 from streams.pipeline import BatchResult
@@ -29,18 +30,17 @@ class MemoryStore:
     def commit(self, result: BatchResult) -> None:
         s = self.settings
         weights = (s.w_interactions, s.w_participants, s.w_posts)
+        size = s.window_seconds
         for (community, start), delta in result.activity.items():
-            suffix = f":{s.window_seconds}s:{start}"
-            h = self.hashes.setdefault(
-                f"pulse:activity:{community}{suffix}", {"interactions": "0", "posts": "0"}
-            )
+            key = keys.activity(community, size, start)
+            h = self.hashes.setdefault(key, {"interactions": "0", "posts": "0"})
             interactions = int(h["interactions"]) + delta.interactions
             posts = int(h["posts"]) + delta.posts
-            members = self.zsets.setdefault(f"pulse:lb:members:{community}{suffix}", {})
+            members = self.zsets.setdefault(keys.members_board(community, size, start), {})
             for member, contribution in delta.members.items():
                 members[member] = members.get(member, 0.0) + contribution
             score = activity_score(interactions, len(members), posts, weights)
             h.update(
                 interactions=str(interactions), posts=str(posts), participants=str(len(members)), score=score
             )
-            self.zsets.setdefault(f"pulse:lb:communities{suffix}", {})[community] = score
+            self.zsets.setdefault(keys.communities_board(size, start), {})[community] = score

@@ -1,47 +1,85 @@
 """Redis as Pulse's state of record: every batch lands in one atomic script with its offsets.
 
-Key layout (the read contract, see README):
+Every key comes from :mod:`streams.keys` (the read contract, see README).  Why a Lua script and
+not MULTI/EXEC: the score needs C after the increments (read after write), and the fence must
+abort the whole batch when another worker has moved the offsets.  Why the script validates
+everything before its first write: Redis does not roll back a script that fails part-way.
 
-- ``pulse:activity:{community}:{size}s:{start}`` hash: interactions, participants, posts, score
-- ``pulse:lb:communities:{size}s:{start}`` sorted set: community → score
-- ``pulse:lb:members:{community}:{size}s:{start}`` sorted set: member → contribution
-- ``pulse:windows:{size}s`` sorted set: window starts that have data
-- ``pulse:progress`` hash: per input partition ``o:`` next offset, ``w:`` watermark (ms),
-  ``n:`` open windows — written in the same script as the state, so they always agree
-- ``pulse:seen:{topic}:{partition}:{start}`` set: event ids applied in an open window
-- ``pulse:state:{operator}`` hash: community → snapshot of a stateful operator's state, and
-  ``pulse:log:{operator}:{community}`` list: the community's events since that snapshot
-
-Why a Lua script and not MULTI/EXEC: the score needs C after the increments (read after
-write), and the fence must abort the whole batch when another worker has moved the offsets.
+Two more promises to the script, kept here: the payload never holds a JSON ``null`` (Lua's cjson
+turns it into a truthy userdata), and a number is always finite.  Every key an operator writes
+without an expiry of its own gets ``PULSE_IDLE_TTL_SECONDS``, refreshed each batch that writes it,
+so a community that goes silent leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from importlib import resources
 from typing import cast
 
 import orjson
 import redis
 
+from streams import keys
 from streams.config import Settings
-from streams.operators.runner import log_key, state_key
+from streams.operators.base import RedisCommand
+from streams.operators.runner import Stored
 from streams.pipeline import BatchResult, PartitionProgress, TopicPartition
 
 log = logging.getLogger(__name__)
 
-PROGRESS_KEY = "pulse:progress"
-UPDATES_CHANNEL = "pulse:updates"
+PROGRESS_KEY = keys.PROGRESS
+UPDATES_CHANNEL = keys.UPDATES
+windows_key = keys.windows
 
-
-def windows_key(window_seconds: int) -> str:
-    """Sorted set of the window starts that have data (score = start): readers find "current" here."""
-    return f"pulse:windows:{window_seconds}s"
+_EXPIRING = frozenset({"EXPIRE", "DEL"})
+"""Commands after which a key needs no idle TTL from the store (it has its own, or is gone)."""
 
 
 class Fenced(RuntimeError):
     """The store's offsets moved under us: another worker owns the partition now."""
+
+
+class StoreRefused(RuntimeError):
+    """The batch script refused the batch before writing anything (a key of the wrong type, an
+    invalid argument): applying it would fail part-way.  Redis is exactly as before the batch."""
+
+
+def with_idle_ttl(commands: list[RedisCommand], ttl: int) -> list[RedisCommand]:
+    """``commands`` plus an ``EXPIRE key ttl`` for every key they write that none of them expires.
+
+    >>> with_idle_ttl([["HSET", "a", "f", 1], ["ZADD", "b", 1, "m"], ["EXPIRE", "b", 5], ["DEL", "c"]], 9)
+    [['HSET', 'a', 'f', 1], ['ZADD', 'b', 1, 'm'], ['EXPIRE', 'b', 5], ['DEL', 'c'], ['EXPIRE', 'a', 9]]
+    >>> with_idle_ttl([["SET", "t", "v", "EX", 5]], 9)
+    [['SET', 't', 'v', 'EX', 5]]
+    """
+    written: dict[str, None] = {}
+    own: set[str] = set()
+    for cmd in commands:
+        if cmd[0] in _EXPIRING or (cmd[0] == "SET" and len(cmd) > 3):
+            own.add(cmd[1])
+        else:
+            written[cmd[1]] = None
+    return commands + [["EXPIRE", key, ttl] for key in written if key not in own]
+
+
+def _finite_args(commands: list[RedisCommand]) -> list[RedisCommand]:
+    """Floats as Python's shortest repr (cjson would hand Lua a double that redis.call prints with
+    17 digits: 0.3733 stored as 0.37330000000000002); no NaN, no infinity, no None."""
+    out = []
+    for cmd in commands:
+        row = []
+        for a in cmd:
+            if a.__class__ is float:
+                if not math.isfinite(a):
+                    raise ValueError(f"non-finite number in {cmd[0]} {cmd[1]}: {a}")
+                a = repr(a)
+            elif a is None:
+                raise ValueError(f"None in {cmd[0]} {cmd[1]}")
+            row.append(a)
+        out.append(row)
+    return out
 
 
 class RedisStore:
@@ -68,7 +106,7 @@ class RedisStore:
         return f"{kind}:{self.settings.topic(tp[0])}:{tp[1]}"
 
     def _seen_key(self, tp: TopicPartition, start: int) -> str:
-        return f"pulse:seen:{self.settings.topic(tp[0])}:{tp[1]}:{start}"
+        return keys.seen(self.settings.topic(tp[0]), tp[1], start)
 
     def load_progress(self, partitions: list[TopicPartition]) -> dict[TopicPartition, PartitionProgress]:
         """The stored progress of ``partitions`` (fresh progress where nothing is stored)."""
@@ -92,36 +130,43 @@ class RedisStore:
             result[tp].seen[start] = {i.decode() for i in ids}
         return result
 
-    def load_states(
-        self, wanted: dict[str, list[str]]
-    ) -> dict[str, tuple[dict[str, bytes | str | None], dict[str, list[bytes]]]]:
-        """Snapshots and logs of the ``wanted`` communities, per operator name (one round trip),
-        typed as :meth:`~streams.operators.runner.OperatorRunner.load` takes them."""
-        if not wanted:
+    def load_states(self, communities: list[str], operators: list[str]) -> dict[str, Stored]:
+        """Snapshots (per operator) and logs of ``communities`` (one round trip), as
+        :meth:`~streams.operators.runner.OperatorRunner.load` takes them."""
+        if not communities:
             return {}
         pipe = self.client.pipeline(transaction=False)
-        for name, communities in wanted.items():
-            pipe.hmget(state_key(name), communities)
-            for community in communities:
-                pipe.lrange(log_key(name, community), 0, -1)
+        for community in communities:
+            pipe.hmget(keys.state(community), operators)
+            pipe.lrange(keys.log(community), 0, -1)
         replies = iter(pipe.execute())
-        out = {}
-        for name, communities in wanted.items():
-            blobs = dict(zip(communities, next(replies), strict=True))
-            out[name] = (blobs, {community: next(replies) for community in communities})
+        out: dict[str, Stored] = {}
+        for community in communities:
+            blobs = dict(zip(operators, next(replies), strict=True))
+            out[community] = (blobs, next(replies))
         return out
 
     def payload(self, result: BatchResult) -> bytes:
-        """The script's argument for ``result``: JSON, decoded by Redis's built-in cjson."""
+        """The script's argument for ``result``: JSON, decoded by Redis's built-in cjson.
+        Raises ValueError for a command holding a non-finite number or None (an operator bug)."""
         s = self.settings
-        suffix = f":{s.window_seconds}s:"
+        size = s.window_seconds
         windows = []
         for (community, start), delta in result.activity.items():
             members: list[str | float] = []
             for member, contribution in delta.members.items():
                 members.append(member)
                 members.append(contribution)
-            windows.append([community, f"{suffix}{start}", delta.interactions, delta.posts, members, start])
+            windows.append([
+                community,
+                keys.activity(community, size, start),
+                keys.members_board(community, size, start),
+                keys.communities_board(size, start),
+                delta.interactions,
+                delta.posts,
+                members,
+                start,
+            ])
         fence = []
         progress: list[str | int] = []
         seen = []
@@ -132,31 +177,37 @@ class RedisStore:
             progress += [self._field("n", tp), ",".join(map(str, change.open_windows))]
             seen += [[self._seen_key(tp, start), ids] for start, ids in change.new_ids.items() if ids]
             unseen += [self._seen_key(tp, start) for start in change.closed_windows]
+        newest = max((start for _, start in result.activity), default=0)
         doc = {
             "fence": fence,
-            "activity": {
-                "weights": [s.w_interactions, s.w_participants, s.w_posts],
-                "windows_key": windows_key(s.window_seconds),
-                "windows": windows,
-            },
+            "weights": [s.w_interactions, s.w_participants, s.w_posts],
+            "windows_key": keys.windows(size),
+            "windows_trim": newest - s.retention_seconds,
+            "windows": windows,
             "ttl": s.retention_seconds,
             "seen": seen,
             "unseen": unseen,
-            # Floats as Python's shortest repr: cjson would hand Lua a double that redis.call prints
-            # with 17 digits (0.3733 stored as 0.37330000000000002).
-            "ops": [[repr(a) if a.__class__ is float else a for a in cmd] for cmd in result.commands],
+            "ops": _finite_args(with_idle_ttl(result.commands, s.idle_ttl_seconds)),
             "progress": progress,
             "notify": [UPDATES_CHANNEL, orjson.dumps(sorted({c for c, _ in result.activity})).decode()]
             if result.activity
-            else None,
+            else [],  # never null: cjson would make it a truthy userdata
         }
         return orjson.dumps(doc)
 
     def commit(self, result: BatchResult) -> None:
-        """Apply ``result`` atomically.  Raises :class:`Fenced`, or redis errors when unreachable."""
+        """Apply ``result`` atomically.  Raises :class:`Fenced`, :class:`StoreRefused` (nothing
+        written), or redis errors when unreachable."""
         if not result.partitions:
             return
-        reply = self._script(keys=[PROGRESS_KEY], args=[self.payload(result)])
-        if reply[0] != b"ok":
-            field, stored, expected = (x.decode() for x in reply[1:])
-            raise Fenced(f"{field}: store has {stored}, this worker expected {expected}")
+        try:
+            payload = self.payload(result)
+        except ValueError as exc:
+            raise StoreRefused(str(exc)) from exc
+        reply = self._script(keys=[PROGRESS_KEY], args=[payload])
+        if reply[0] == b"ok":
+            return
+        if reply[0] == b"invalid":
+            raise StoreRefused(reply[1].decode("utf-8", "replace"))
+        field, stored, expected = (x.decode() for x in reply[1:])
+        raise Fenced(f"{field}: store has {stored}, this worker expected {expected}")

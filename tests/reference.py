@@ -29,6 +29,9 @@ included; an event is ``late`` (dead-lettered) when
 not dead-lettered.  Windows are tumbling and epoch aligned:
 ``start = ts_ms // 1000 // W * W`` (seconds).
 
+Keys restate the README's key contract: an id inside a key has ``% : { } * ? [ ] \\``
+percent-encoded (``%XX``, upper-case hex), everything else as written (:func:`key_id`).
+
 Typical use in an end-to-end test::
 
     records = [r for t in settings.input_topics for r in read_topic(bootstrap, t)]
@@ -285,6 +288,15 @@ class _Window:
     members: dict[str, float] = field(default_factory=dict)
 
 
+def key_id(identifier: str) -> str:
+    """An id as it stands inside a key (README, key contract): ``% : { } * ? [ ] \\`` as ``%XX``.
+
+    >>> key_id("a:b%{c}")
+    'a%3Ab%25%7Bc%7D'
+    """
+    return "".join(f"%{ord(ch):02X}" if ch in '%:{}*?[]\\' else ch for ch in identifier)
+
+
 def _logical(topic: str, prefix: str) -> str | None:
     """The logical name of a full topic name, ``None`` for the dead-letter topic.
 
@@ -365,14 +377,15 @@ def recompute(records: Iterable[Record], settings: SettingsLike, *, now_ms: int 
     for (community, start), win in windows.items():
         i, c, h = win.interactions, len(win.members), win.posts
         score = w_i * i + w_c * c + w_h * h
-        expected.hashes[f"pulse:activity:{community}:{w}s:{start}"] = {
+        cid = key_id(community)
+        expected.hashes[f"pulse:activity:{cid}:{w}s:{start}"] = {
             "interactions": str(i),
             "participants": str(c),
             "posts": str(h),
             "score": score,
         }
         expected.zsets.setdefault(f"pulse:lb:communities:{w}s:{start}", {})[community] = score
-        expected.zsets[f"pulse:lb:members:{community}:{w}s:{start}"] = dict(win.members)
+        expected.zsets[f"pulse:lb:members:{cid}:{w}s:{start}"] = dict(win.members)
     return expected
 
 

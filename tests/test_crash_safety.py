@@ -21,8 +21,7 @@ from infra.local_services import EmbeddedBroker, EmbeddedRedis
 from streams.publisher import Outgoing, Publisher
 from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
-from tests import reference
-from tests.workers import applied, pulse, stop, wait_caught_up
+from tests.workers import check_exact, pulse, stop, wait_caught_up, wait_progress_changes
 
 pytestmark = pytest.mark.slow
 
@@ -30,25 +29,6 @@ pytestmark = pytest.mark.slow
 def publish_sim(settings, **config) -> int:
     sim = Simulator(SimConfig(**config))
     return Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
-
-
-def check_exact(client, settings) -> reference.Expected:
-    records = []
-    for name in settings.input_topics:
-        records += reference.read_topic(settings.kafka_bootstrap, name)
-    dead = reference.read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)
-    expected = reference.recompute(records, settings)
-    reference.assert_matches(client, expected, dead)
-    return expected
-
-
-def wait_progress_changes(client, timeout: float = 60) -> None:
-    """Return right after the worker's next Redis commit (the stored offsets moved)."""
-    before = applied(client)
-    deadline = time.monotonic() + timeout
-    while applied(client) == before:
-        assert time.monotonic() < deadline, "worker made no progress"
-        time.sleep(0.002)
 
 
 def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(make_settings, redis_client, tmp_path):

@@ -12,8 +12,7 @@ import redis
 from streams.publisher import Outgoing, Publisher
 from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
-from tests.test_crash_safety import check_exact, wait_progress_changes
-from tests.workers import pulse, stop, wait_caught_up
+from tests.workers import check_exact, pulse, stop, wait_caught_up, wait_progress_changes
 
 pytestmark = pytest.mark.slow
 

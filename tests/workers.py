@@ -93,3 +93,23 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
     return proc.returncode
+
+
+def check_exact(client: redis.Redis, settings: Settings) -> reference.Expected:
+    """Redis and the dead-letter topic equal the independent recompute from the input topics."""
+    records = []
+    for name in settings.input_topics:
+        records += reference.read_topic(settings.kafka_bootstrap, name)
+    dead = reference.read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)
+    expected = reference.recompute(records, settings)
+    reference.assert_matches(client, expected, dead)
+    return expected
+
+
+def wait_progress_changes(client: redis.Redis, timeout: float = 60) -> None:
+    """Return right after the worker's next Redis commit (the stored offsets moved)."""
+    before = applied(client)
+    deadline = time.monotonic() + timeout
+    while applied(client) == before:
+        assert time.monotonic() < deadline, "worker made no progress"
+        time.sleep(0.002)

@@ -339,12 +339,15 @@ def test_atmosphere_forecast_matches_and_alerts(pipeline: Pipeline) -> None:
         ),
         (calm, {"kind": "recovery", "ts": now_ms - 10_000, "severity": "info", "message": "calmer again"}),
     ]
-    for community, alert in alerts:
-        client.lpush(f"pulse:alerts:{community}", orjson.dumps(alert))
+    for community, alert in alerts:  # as Output.raise_alert writes them: the community's list and all
+        client.lpush(f"pulse:alerts:{community}", orjson.dumps({**alert, "community": community}))
+        client.lpush("pulse:alerts", orjson.dumps({**alert, "community": community}))
     client.lpush(f"pulse:alerts:{tense}", b"plain text from an old writer")  # not JSON: kept as message
     client.zadd(f"pulse:matches:{calm}:p1", {"p7": 0.61, "p9": 0.93, "p2": 0.2})
     client.zadd(f"pulse:matches:{calm}:p3", {"p4": 0.75})
+    client.zadd(f"pulse:matches:{calm}", {"p1": now_ms, "p3": now_ms})  # the community's index of them
     client.zadd(f"pulse:matches:{calm}x:p5", {"p6": 0.99})  # another community sharing the prefix
+    client.zadd(f"pulse:matches:{calm}x", {"p5": now_ms})
     try:
         answers = get_json(
             pipeline.settings,
@@ -384,6 +387,8 @@ def test_atmosphere_forecast_matches_and_alerts(pipeline: Pipeline) -> None:
             f"pulse:matches:{calm}:p1",
             f"pulse:matches:{calm}:p3",
             f"pulse:matches:{calm}x:p5",
+            f"pulse:matches:{calm}",
+            f"pulse:matches:{calm}x",
         )
 
 
@@ -515,6 +520,7 @@ def test_real_answers_conform_to_the_document(pipeline: Pipeline, api_schema: An
         f"pulse:alerts:{top}-doc", orjson.dumps({"kind": "atmosphere_drop", "ts": 1, "message": "x"})
     )
     client.zadd(f"pulse:matches:{top}-doc:p1", {"p2": 0.5})
+    client.zadd(f"pulse:matches:{top}-doc", {"p1": 1})
     calls = [
         ("/api/health", {}, {}),
         ("/api/communities", {}, {"limit": 500}),
@@ -534,7 +540,12 @@ def test_real_answers_conform_to_the_document(pipeline: Pipeline, api_schema: An
             response = case.call_and_validate()
             assert response.status_code == 200, (path, response.text)
     finally:
-        client.delete(f"pulse:atmosphere:{top}-doc", f"pulse:alerts:{top}-doc", f"pulse:matches:{top}-doc:p1")
+        client.delete(
+            f"pulse:atmosphere:{top}-doc",
+            f"pulse:alerts:{top}-doc",
+            f"pulse:matches:{top}-doc:p1",
+            f"pulse:matches:{top}-doc",
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from online_models.text_features import OnlineIDF, extract_terms, normalize_tag, tokenize
 from schemas.events import EventDecoder, Post, Reaction, Rejection, Rsvp
+from streams import keys
 from streams.operators.base import Output
 from streams.operators.matching import MatchConfig, MatchMaker, MatchState, matches_key
 from streams.simulator import SimConfig, Simulator
@@ -51,13 +52,25 @@ def apply_commands(redis: dict[str, dict[str, float]], commands: list[list]) -> 
             assert args and len(args) % 2 == 0, cmd
             zset = redis.setdefault(key, {})
             for score, member in zip(args[::2], args[1::2], strict=True):
-                assert isinstance(score, float) and isinstance(member, str), cmd
+                # candidate scores are floats; the index holds integer deadlines (ms)
+                kind = int if key.count(":") == 2 else float
+                assert isinstance(score, kind) and isinstance(member, str), cmd
                 zset[member] = score
+        elif name == "ZREM":
+            for member in args:
+                redis.get(key, {}).pop(member, None)
+        elif name == "ZREMRANGEBYSCORE":
+            assert args[0] == "-inf", cmd
+            for member, score in list(redis.get(key, {}).items()):
+                if score <= args[1]:
+                    del redis[key][member]
         elif name == "EXPIRE":
             assert key in redis, f"EXPIRE on a missing key: {cmd}"
             assert isinstance(args[0], int) and args[0] >= 1, cmd
         else:
             raise AssertionError(f"unexpected command {cmd}")
+        if key in redis and not redis[key]:
+            del redis[key]  # Redis deletes an emptied sorted set
 
 
 # -- text features ---------------------------------------------------------------------------------
@@ -247,7 +260,8 @@ def test_resolved_need_leaves_the_index_and_every_list():
     )
     redis: dict[str, dict[str, float]] = {}
     apply_commands(redis, out1.commands)
-    assert set(redis) == {matches_key("c", "n1"), matches_key("c", "o1")}
+    assert set(redis) == {matches_key("c", "n1"), matches_key("c", "o1"), keys.match_index("c")}
+    assert set(redis[keys.match_index("c")]) == {"n1", "o1"}
 
     out2, _ = run(
         op, [post("x", "ann", "resolved", "Done, thanks!", (), T0 + 2 * MIN, reply_to="n1")], states
@@ -413,7 +427,11 @@ def test_state_and_redis_stay_consistent(stream):
         for side, index in state.index.items():
             for postings in index.values():
                 assert postings and all(posts[pid].kind == side for pid in postings)
+        index = redis.pop(keys.match_index("c"), {})
         assert redis == {matches_key("c", p.pid): p.top for p in posts.values() if p.top}
+        assert index == {p.pid: p.ts + 5 * DAY for p in posts.values() if p.top}  # what readers list
+        if index:
+            redis[keys.match_index("c")] = index
         for m in out.messages:
             assert m.value["need_member"] != m.value["offer_member"]
 

@@ -45,7 +45,7 @@ def fields(cmd: list) -> dict:
 
 
 def hsets(out: Output, meetup: str = "m1") -> list[dict]:
-    return [fields(c) for c in out.commands if c[0] == "HSET" and c[1] == f"pulse:meetup:{meetup}"]
+    return [fields(c) for c in out.commands if c[0] == "HSET" and c[1].endswith(f":{meetup}")]
 
 
 def run(op: TurnoutPredictor, events: Sequence[Event], batch: int = 1_000) -> tuple[Output, dict]:
@@ -133,7 +133,7 @@ def test_redis_command_shape() -> None:
     out, _ = run(op, [rsvp("ann", START - H, "going"), rsvp("bob", START - H, "going", "m2", None, None)])
     assert len(out.commands) == 4  # one HSET + EXPIRE per touched meetup and batch
     hset, expire = out.commands[0], out.commands[1]
-    assert hset[:2] == ["HSET", "pulse:meetup:m1"] and expire == ["EXPIRE", "pulse:meetup:m1", 3600]
+    assert hset[:2] == ["HSET", "pulse:meetup:c1:m1"] and expire == ["EXPIRE", "pulse:meetup:c1:m1", 3600]
     assert hset[2::2] == [
         "community", "going", "maybe", "cancelled", "predicted_turnout", "capacity", "predicted_fill",
         "attended", "walk_ins", "starts_at", "state",

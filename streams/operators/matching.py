@@ -239,8 +239,7 @@ class MatchMaker:
         deadline, ms): readers list a community's match sets there instead of scanning keys."""
         commands: list[RedisCommand] = [["DEL", matches_key(community, pid)] for pid in batch.closed]
         index = keys.match_index(community)
-        if batch.closed:
-            commands.append(["ZREM", index, *batch.closed])
+        unlisted: RedisCommand = ["ZREM", index, *batch.closed]
         ttl, clock = self.config.ttl_ms, state.clock
         listed: RedisCommand = ["ZADD", index]
         for pid in batch.touched:
@@ -249,17 +248,20 @@ class MatchMaker:
                 continue
             key = matches_key(community, pid)
             commands.append(["DEL", key])
-            if post.top:
+            if not post.top:
+                unlisted.append(pid)
+            else:
                 zadd: RedisCommand = ["ZADD", key]
                 for cand, score in sorted(post.top.items(), key=lambda kv: (-kv[1], kv[0])):
                     zadd += [score, cand]
                 commands.append(zadd)
                 commands.append(["EXPIRE", key, max(1, -(-(post.ts + ttl - clock) // 1000))])
                 listed += [post.ts + ttl, pid]
+        if len(unlisted) > 2:
+            commands.append(unlisted)
         if len(listed) > 2:
             commands.append(listed)
-        if batch.closed or len(listed) > 2:  # posts past their deadline have no set any more
-            commands.append(["ZREMRANGEBYSCORE", index, "-inf", clock])
+            commands.append(["ZREMRANGEBYSCORE", index, "-inf", clock])  # past their deadline
         return commands
 
     # -- events -----------------------------------------------------------------------------------

@@ -403,3 +403,39 @@ def test_a_backlog_of_long_posts_drains_with_bounded_batches_memory_and_redis_ca
     assert 0 < peak < 1.5 * 1024**3, peak
     assert applied(redis_client)
     check_exact(redis_client, settings)
+
+
+def test_the_api_caps_requests_in_flight_and_closes_idle_connections(make_settings, redis_client):
+    """A crowd of live-page clients cannot exhaust ``pulse serve``: beyond ``api_max_requests``
+    streams and requests in flight it answers 503 at once, and an idle keep-alive connection is
+    closed after ``api_idle_seconds``."""
+    import http.client
+    import socket
+
+    settings = make_settings(api_max_requests=3, api_idle_seconds=1.0)
+    with serve_in_thread(settings, heartbeat_seconds=0.5) as base:  # a heartbeat notices closed streams
+        host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port
+        streams = []
+        for _ in range(3):  # three live streams hold every slot
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn.request("GET", "/api/events")
+            assert conn.getresponse().status == 200
+            streams.append(conn)
+        assert _get(base, "/api/health") == 503
+        for conn in streams:
+            conn.close()
+        deadline = time.monotonic() + 10
+        while _get(base, "/api/health") != 200:
+            assert time.monotonic() < deadline, "slots were not released when the streams closed"
+            time.sleep(0.1)
+        idle = socket.create_connection((host, port), timeout=5)
+        idle.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = idle.recv(65536)
+        assert b" 200 " in first.split(b"\r\n", 1)[0]
+        idle.settimeout(5)
+        started = time.monotonic()
+        rest = b"x"
+        while rest:  # the server closes the kept-alive connection once it idles
+            rest = idle.recv(65536)
+        assert time.monotonic() - started < 4
+        idle.close()

@@ -998,7 +998,12 @@ def serve_in_thread(
     box: dict[str, Any] = {}
 
     async def start() -> web.AppRunner:
-        runner = web.AppRunner(create_app(settings, **app_kwargs), access_log=None, shutdown_timeout=5)
+        runner = web.AppRunner(
+            create_app(settings, **app_kwargs),
+            access_log=None,
+            shutdown_timeout=5,
+            keepalive_timeout=settings.api_idle_seconds,
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         return runner

@@ -384,6 +384,7 @@ def test_atmosphere_forecast_matches_and_alerts(pipeline: Pipeline) -> None:
             f"pulse:forecast:{calm}",
             f"pulse:alerts:{calm}",
             f"pulse:alerts:{tense}",
+            "pulse:alerts",
             f"pulse:matches:{calm}:p1",
             f"pulse:matches:{calm}:p3",
             f"pulse:matches:{calm}x:p5",

@@ -345,6 +345,7 @@ def test_leaderboard_reorders_and_alert_appears_without_reload(
         "evidence": {"negative_posts": [], "members": ["m1", "m2"], "reaction_mix": {"angry": 0.4}},
     }
     client.lpush(f"pulse:alerts:{underdog}", orjson.dumps(alert))
+    client.lpush("pulse:alerts", orjson.dumps(alert))  # and the list of every community's alerts
     client.hset(
         f"pulse:atmosphere:{underdog}",
         mapping={"index": -0.35, "baseline": 0.38, "updated": alert["ts"], "posts": 12, "reactions": 30},

@@ -368,6 +368,7 @@ def test_leaderboard_reorders_and_alert_appears_without_reload(
     )
     assert page.locator("#matches-empty").is_visible()
     client.zadd(f"pulse:matches:{underdog}:post-42", {"post-7": 0.91, "post-9": 0.64})
+    client.zadd(f"pulse:matches:{underdog}", {"post-42": int(time.time() * 1000)})  # its index
     client.publish(UPDATES_CHANNEL, orjson.dumps([underdog]))
     page.locator("#matches li[data-post='post-42']").wait_for(timeout=WAIT_MS)
     assert page.locator("#matches-empty").is_hidden()

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     startup_timeout_seconds: float = Field(
         0,
         ge=0,
-        description="How long `pulse worker` waits for Kafka and Redis at start before it exits with"
+        description="How long `pulse worker` waits for Kafka, then for Redis, at start before it exits with"
         " an error (0: wait for ever).  Either way it says in one line what it is waiting for.",
     )
 

@@ -83,12 +83,14 @@ def wait_for(
     name: str,
     where: str,
     probe: Probe,
-    deadline: float | None,
+    timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Probe until the service answers; one warning when it first does not, one info when it does."""
+    """Probe until the service answers, for up to ``timeout`` s (0: for ever); one warning when it
+    first does not answer, one info line when it then does."""
     started = clock()
+    deadline = started + timeout if timeout > 0 else None
     warned = False
     while True:
         left = None if deadline is None else deadline - clock()
@@ -97,21 +99,20 @@ def wait_for(
             if warned:
                 log.info("%s at %s answered after %.1f s", name, where, clock() - started)
             return
-        if deadline is not None and clock() >= deadline:
+        if deadline is not None and clock() >= deadline - 0.05:
             raise StartupError(
-                f"{name} at {where} did not answer in {clock() - started:.0f} s of start-up ({why});"
+                f"{name} at {where} did not answer within the start-up timeout of {timeout:g} s ({why});"
                 " giving up (PULSE_STARTUP_TIMEOUT_SECONDS=0 waits for ever)"
             )
         if not warned:
-            until = "until it answers" if deadline is None else f"for up to {deadline - started:.0f} s"
+            until = "until it answers" if deadline is None else f"for up to {timeout:g} s"
             log.warning("%s at %s unreachable (%s); waiting %s", name, where, why, until)
             warned = True
-        sleep(0.5)
+        sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - clock())))
 
 
 def wait_for_services(settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
-    """Wait for Kafka, then Redis, within ``settings.startup_timeout_seconds`` in all (0: for ever)."""
+    """Wait for Kafka, then Redis, each for up to ``settings.startup_timeout_seconds`` (0: for ever)."""
     timeout = settings.startup_timeout_seconds
-    deadline = clock() + timeout if timeout > 0 else None
-    wait_for("Kafka", settings.kafka_bootstrap, kafka_probe(settings), deadline, clock)
-    wait_for("Redis", settings.redis_url_redacted(), redis_probe(settings), deadline, clock)
+    wait_for("Kafka", settings.kafka_bootstrap, kafka_probe(settings), timeout, clock)
+    wait_for("Redis", settings.redis_url_redacted(), redis_probe(settings), timeout, clock)

@@ -70,8 +70,11 @@ DROP = Scenario("drop", "en", 60.0, days=(72 + 1.5) / 24, seed=0, severity="seve
 @pytest.mark.parametrize("service", PULSE_SERVICES)
 def test_compose_pulse_commands_are_valid(service: str) -> None:
     """Each Pulse service's command parses with the real CLI (a bad flag restarts a container for ever)."""
-    command = SERVICES[service]["command"]
-    pulse_cli.make_context("pulse", list(command))  # raises click.UsageError on an unknown flag
+    name, *args = (str(c) for c in SERVICES[service]["command"])
+    ctx = pulse_cli.make_context("pulse", [name, *args])
+    command = pulse_cli.get_command(ctx, name)
+    assert command is not None, name
+    command.make_context(name, args, parent=ctx)  # raises click.UsageError on an unknown flag
 
 
 def test_compose_worker_runs_every_operator() -> None:
@@ -330,17 +333,21 @@ def test_compose_stack_end_to_end(stack: tuple[Stack, redis.Redis, Settings]) ->
     assert float(counted[0]["value"][1]) == len(drops)
 
     # 3. The compose simulator's stream; the leaderboard moves; the API answers; every target is up.
+    scripted_window = st.api("/api/communities")["window"]  # the scripted streams' (January 2026)
+    started = time.time()
     st.start_pulse("pulse-simulator")
+    live_window = int(started) // settings.window_seconds * settings.window_seconds
 
-    def board() -> tuple[int, float]:
+    def board() -> tuple[int, float, int]:
         body = st.api("/api/communities?limit=100")
-        return body["window"], sum(row["score"] for row in body["communities"])
+        return body["window"], sum(row["score"] for row in body["communities"]), body["total"]
 
-    first = wait_until(
-        "simulator traffic on the leaderboard", lambda: (b := board())[0] and b[1] > 0 and b, 60
+    first = wait_until(  # the newest window is now the wall clock's: the simulator's traffic
+        "simulator traffic on the leaderboard", lambda: (b := board())[0] >= live_window and b, 60
     )
+    assert scripted_window < live_window and first[1] > 0 and first[2] > 5, (scripted_window, first)
     moved = wait_until("leaderboard moved", lambda: (b := board()) != first and b, 30)
-    assert moved[0] > first[0] or moved[1] > first[1], (first, moved)
+    assert moved[0] > first[0] or moved[1] > first[1], (first, moved)  # more activity, or the next window
     assert st.procs["pulse-simulator"].poll() is None  # --forever: still publishing
     served = st.api("/api/alerts?limit=50")["alerts"]
     assert drops[0]["id"] in {a["id"] for a in served if a["community"] == DROP.community}

@@ -2,7 +2,9 @@
 #
 #   make venv    create .venv and install Pulse editable with [dev,embedded]; idempotent, and
 #                reinstalls only when pyproject.toml changed; installs redis-server if missing (root only)
-#   make test    the test suite (starts its own broker and Redis on free ports)
+#   make test    the test suite (starts its own broker and Redis on free ports); installs Debian's
+#                prometheus and prometheus-alertmanager if missing (root only): promtool, amtool and
+#                both servers run the rule tests and the compose smoke test
 #   make demo    pulse demo  (embedded broker + Redis unless PULSE_KAFKA_BOOTSTRAP / PULSE_REDIS_URL are set)
 #   make bench   pulse bench
 #   make lint    ruff + mypy
@@ -17,7 +19,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := test
-.PHONY: venv redis-server chromium test demo bench lint
+.PHONY: venv redis-server chromium prometheus test demo bench lint
 
 venv: $(STAMP) redis-server chromium
 
@@ -52,7 +54,19 @@ chromium:
 	  else echo "warning: /usr/bin/chromium is missing; tests/test_browser.py will skip: sudo apt-get install -y chromium" >&2; fi; \
 	fi
 
-test: venv
+# tests/test_prometheus_rules.py and tests/test_compose_smoke.py run Debian's Prometheus 2.42 (promtool)
+# and Alertmanager 0.25 (prometheus-alertmanager, amtool) on the project's own config files (on a host with
+# systemd, Debian also enables their services; the tests start their own copies on free ports).
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing prometheus, prometheus-alertmanager (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager </dev/null || \
+	      { apt-get update -q </dev/null && apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager </dev/null; }; \
+	  else echo "warning: promtool/prometheus-alertmanager missing; rule and smoke tests will skip: sudo apt-get install -y prometheus prometheus-alertmanager" >&2; fi; \
+	fi
+
+test: venv prometheus
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(PYTEST_ARGS)
 
 demo: venv

@@ -61,18 +61,25 @@ def worker(**kwargs: Any) -> None:
     """Consume the input topics and keep Redis up to date (until SIGTERM/SIGINT)."""
     settings, _ = _split(kwargs)
     from streams.metrics import serve
+    from streams.startup import StartupError, wait_for_services
 
     logging.getLogger(__name__).info(
-        "pulse worker: engine=%s kafka=%s redis=%s prefix=%r",
+        "pulse worker: engine=%s kafka=%s redis=%s prefix=%r operators=%s",
         settings.engine,
         settings.kafka_bootstrap,
         settings.redis_url_redacted(),
         settings.topic_prefix,
+        settings.operators,
     )
+    # /metrics first: Prometheus sees a worker that waits (pulse_redis_up says whether Redis answers).
+    serve(settings.metrics_host, settings.metrics_port)
+    try:
+        wait_for_services(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     if settings.engine == "faust":
         from streams.engines.faust_app import run_worker
 
-        serve(settings.metrics_host, settings.metrics_port)
         run_worker(settings)
         return
     import gc
@@ -85,7 +92,6 @@ def worker(**kwargs: Any) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 
-    serve(settings.metrics_host, settings.metrics_port)
     engine = BatchEngine(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.stop())
@@ -149,12 +155,23 @@ def publish(file: Path | None, to_topic: str | None, rate: float | None, **kwarg
 @click.option("--malformed-rate", type=float, default=0.0, show_default=True)
 @click.option("--dup-rate", type=float, default=0.0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write envelopes here instead.")
+@click.option(
+    "--forever",
+    is_flag=True,
+    help="Keep publishing (until SIGTERM) in rounds of one minute at --rate (at most --events each),"
+    " stamped at the wall clock: the steady traffic of a platform.  Needs --rate.",
+)
 @settings_options
-def simulate(out: Path | None, rate: float | None, **kwargs: Any) -> None:
+def simulate(out: Path | None, rate: float | None, forever: bool, **kwargs: Any) -> None:
     """Generate a realistic community stream and publish it (or write it to --out)."""
     from streams.simulator import SimConfig, Simulator
 
     settings, own = _split(kwargs)
+    if forever:
+        if rate is None or rate <= 0 or out is not None:
+            raise click.UsageError("--forever needs --rate (event times follow the wall clock) and no --out")
+        simulate_forever(settings, own, rate)
+        return
     sim = Simulator(SimConfig(**own))
     if out is not None:
         with out.open("wb") as f:
@@ -174,6 +191,35 @@ def simulate(out: Path | None, rate: float | None, **kwargs: Any) -> None:
             on_progress=lambda n: progress.update(task, completed=n),
         )
     console.print(f"published {sent} messages")
+
+
+def simulate_forever(settings: Settings, own: dict[str, Any], rate: float, rounds: int | None = None) -> int:
+    """Publish rounds of ``min(events, rate * 60)`` events whose times start at the wall clock and
+    span the round's duration, so event time keeps pace with publishing (never in the decoder's
+    future by more than the round's jitter).  Same seed every round: the same communities and
+    members; ids differ (the simulator derives them from the start time).  Returns messages sent."""
+    import signal
+    import time
+
+    from streams.simulator import SimConfig, Simulator
+
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    per_round = max(1, min(int(own["events"]), int(rate * 60)))
+    publisher = Publisher(settings)
+    total = done = 0
+    log = logging.getLogger(__name__)
+    while not stopping and (rounds is None or done < rounds):
+        config = SimConfig(
+            **{**own, "events": per_round},
+            start_ms=int(time.time() * 1000),
+            span_seconds=max(1, round(per_round / rate)),
+        )
+        messages = (Outgoing(m.topic, m.key, m.value) for m in Simulator(config).messages())
+        total += publisher.publish(messages, rate=rate, stop=lambda: bool(stopping))
+        done += 1
+        log.info("simulate: round %d published, %d messages in all", done, total)
+    return total
 
 
 @main.command()

@@ -127,6 +127,14 @@ class Settings(BaseSettings):
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
     )
 
+    # --- Worker start-up (issue 15) --------------------------------------------------------------
+    startup_timeout_seconds: float = Field(
+        0,
+        ge=0,
+        description="How long `pulse worker` waits for Kafka, then for Redis, at start before it exits with"
+        " an error (0: wait for ever).  Either way it says in one line what it is waiting for.",
+    )
+
     @field_validator(
         "w_interactions",
         "w_participants",

@@ -1,8 +1,23 @@
-"""Prometheus metrics of the worker.  Labels are bounded: topics, outcomes, reasons, partitions."""
+"""Prometheus metrics of the worker.  Labels are bounded: topics, outcomes, reasons, partitions.
+
+Every counter series whose labels are known in advance exists from start-up at 0: ``rate()`` and
+``increase()`` need a sample before the first increment to see it (a series born at 22 dead
+letters reads as ~0 until it grows again).
+
+>>> from prometheus_client import generate_latest
+>>> 'pulse_dead_letters_total{reason="late",topic="rsvps"} 0.0' in generate_latest().decode()
+True
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+INPUT_TOPICS = ("posts", "reactions", "rsvps")  # logical names, as streams.config.INPUT_TOPICS
+DEAD_LETTER_REASONS = ("oversized", "invalid_json", "schema", "timestamp", "late")
+"""``schemas.events.Rejection.reason`` values, plus the pipeline's ``late``."""
+OUTPUT_TOPICS = ("alerts", "match-candidates")
+"""Logical topics the operators publish to (``streams.operators.base.OutgoingMessage.topic``)."""
 
 EVENTS = Counter("pulse_events", "Messages processed, by input topic and outcome.", ["topic", "outcome"])
 DEAD_LETTERS = Counter("pulse_dead_letters", "Messages sent to dead-letters, by reason.", ["topic", "reason"])
@@ -32,12 +47,32 @@ REDIS_UP = Gauge("pulse_redis_up", "1 when the last Redis call succeeded, 0 whil
 REDIS_RETRIES = Counter("pulse_redis_retries", "Commits retried because Redis was unreachable.")
 FENCED = Counter("pulse_fenced_batches", "Batches refused because another worker moved the offsets.")
 KAFKA_ERRORS = Counter("pulse_kafka_errors", "Errors reported by the Kafka client.", ["kind"])
+OUTPUTS = Counter(
+    "pulse_output_messages", "Messages the operators published, by logical output topic.", ["topic"]
+)
 
 
 ALERTS = Counter("pulse_alerts", "Alerts raised, by kind.", ["kind"])
 ALERT_KINDS = ("atmosphere_drop", "activity_drop", "recovery", "topic_surge", "supply_gap")
-for _kind in ALERT_KINDS:  # every series exists from the start at 0, so increase() sees the first alert
-    ALERTS.labels(_kind)
+
+
+def _precreate() -> None:
+    """Create every series known in advance at 0 (see the module docstring)."""
+    for topic in INPUT_TOPICS:
+        EVENTS.labels(topic, "applied")
+        EVENTS.labels(topic, "dead_letter")
+        LATE_EVENTS.labels(topic)
+        for reason in DEAD_LETTER_REASONS:
+            DEAD_LETTERS.labels(topic, reason)
+    EVENTS.labels("all", "duplicate")
+    for kind in ("commit", "unavailable"):  # the ones Pulse itself counts; librdkafka's come as they happen
+        KAFKA_ERRORS.labels(kind)
+    for topic in OUTPUT_TOPICS:
+        OUTPUTS.labels(topic)
+    for kind in ALERT_KINDS:
+        ALERTS.labels(kind)
+
+
 ATMOSPHERE = Gauge("pulse_atmosphere_index", "Atmosphere index of the exported communities.", ["community"])
 FORECAST = Gauge(
     "pulse_forecast",
@@ -54,7 +89,11 @@ MEMBERS = Gauge(
 KPI = Gauge(
     "pulse_kpi", "Operations KPIs of the exported communities (current window).", ["community", "kpi"]
 )
+MATCHING = Gauge(
+    "pulse_matching", "Match-candidate figures of the exported communities.", ["community", "figure"]
+)
 COMMUNITY_GAUGES: dict[str, tuple[Gauge, dict[str, str]]] = {
+    "match_open_posts": (MATCHING, {"figure": "open_posts"}),
     "atmosphere_index": (ATMOSPHERE, {}),
     "forecast_mae": (FORECAST, {"figure": "mae"}),
     "forecast_mae_last_value": (FORECAST, {"figure": "mae_last_value"}),
@@ -88,6 +127,9 @@ COMMUNITY_GAUGES: dict[str, tuple[Gauge, dict[str, str]]] = {
         )
     },
 }
+
+
+_precreate()
 
 
 class CommunityGauges:

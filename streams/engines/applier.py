@@ -175,6 +175,8 @@ class BatchApplier:
         output = self._pending_output
         for kind in output.alerts:
             metrics.ALERTS.labels(kind).inc()
+        for out in output.messages:
+            metrics.OUTPUTS.labels(out.topic).inc()
         for obs in output.observations:
             self.gauges.observe(obs.metric, obs.community, obs.value)
         return True

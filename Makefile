@@ -2,9 +2,10 @@
 #
 #   make venv    create .venv and install Pulse editable with [dev,embedded]; idempotent, and
 #                reinstalls only when pyproject.toml changed; installs redis-server if missing (root only)
-#   make test    the test suite (starts its own broker and Redis on free ports); installs Debian's
-#                prometheus and prometheus-alertmanager if missing (root only): promtool, amtool and
-#                both servers run the rule tests and the compose smoke test
+#   make test    the whole suite, tests/unit and tests/e2e (starts its own broker, Redis ...); installs
+#                Debian's prometheus and prometheus-alertmanager if missing (root only): promtool, amtool
+#                and both servers run the rule tests and the compose smoke test
+#   make test-fast  the unit tier only (tests/unit + doctests): no services, under two minutes
 #   make demo    pulse demo  (embedded broker + Redis unless PULSE_KAFKA_BOOTSTRAP / PULSE_REDIS_URL are set)
 #   make bench   pulse bench
 #   make lint    ruff + mypy
@@ -44,17 +45,17 @@ redis-server:
 	  fi; \
 	fi
 
-# tests/test_browser.py drives Debian's chromium headless (Playwright's browser download needs the internet).
+# tests/e2e/test_browser.py drives Debian's chromium headless (Playwright's browser download needs the internet).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing chromium (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q chromium </dev/null || \
 	      { apt-get update -q </dev/null && apt-get install -y -q chromium </dev/null; }; \
-	  else echo "warning: /usr/bin/chromium is missing; tests/test_browser.py will skip: sudo apt-get install -y chromium" >&2; fi; \
+	  else echo "warning: /usr/bin/chromium is missing; tests/e2e/test_browser.py will skip: sudo apt-get install -y chromium" >&2; fi; \
 	fi
 
-# tests/test_prometheus_rules.py and tests/test_compose_smoke.py run Debian's Prometheus 2.42 (promtool)
+# tests/e2e/test_prometheus_rules.py and tests/e2e/test_compose_smoke.py run Debian's Prometheus 2.42 (promtool)
 # and Alertmanager 0.25 (prometheus-alertmanager, amtool) on the project's own config files (on a host with
 # systemd, Debian also enables their services; the tests start their own copies on free ports).
 prometheus:
@@ -69,6 +70,9 @@ prometheus:
 test: venv prometheus
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(PYTEST_ARGS)
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=5 tests/unit streams schemas online_models studies $(PYTEST_ARGS)
+
 demo: venv
 	$(BIN)/pulse demo $(ARGS)
 
@@ -77,4 +81,4 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams schemas online_models infra
+	$(BIN)/mypy streams schemas online_models infra studies

@@ -14,7 +14,7 @@ count were above or below their seasonal expectation — the burst signal.  Its 
 log seasonal rate starts at 1, so a community's first forecasts are the seasonal model's and
 the regression only has to learn corrections.
 
-Chosen by measured error (``compare_forecasters`` in :mod:`online_models.evaluate_models`,
+Chosen by measured error (``compare_forecasters`` in :mod:`studies.evaluate_models`,
 21 synthetic days, MAE relative to the best naive baseline, all scored as Poisson medians):
 this model 0.75, :class:`SeasonalLevel` alone 0.76, river's StandardScaler → LinearRegression
 on one-hot hour/day + lags + log I, C 0.84, river HoltWinters (additive, 24 h) 0.88, river

@@ -14,7 +14,7 @@ learns slowly from a handful of RSVPs.  So the score adds two parts:
   unknown member scores 0 and tags everybody has, like ``meetup``, score about 0).
 
 Unknown members fall back to the item biases, i.e. to popularity.  Measured on the labeled
-stream of :mod:`online_models.evaluate_matching`, the content part carries most of the hit rate;
+stream of :mod:`studies.evaluate_matching`, the content part carries most of the hit rate;
 the factorisation adds meetup-specific effects (who else is going).
 
 Bounded memory: members and items are kept in least-recently-used order and evicted beyond

@@ -2,7 +2,7 @@
 
 Shared by the match maker and the hot-topics model (:mod:`online_models.trends`), so it only
 does what both need: turn a short post into a few *content* terms, and learn from the stream how
-informative each term is.  Design choices (measured in :mod:`online_models.evaluate_matching`):
+informative each term is.  Design choices (measured in :mod:`studies.evaluate_matching`):
 
 * English: lower-cased word tokens that keep tech names whole (``next.js``, ``c++``, ``gpt-4o``,
   ``pre-seed``), a light plural stemmer (``investors`` → ``investor``) and a stop list that also

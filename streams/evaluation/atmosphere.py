@@ -1,11 +1,11 @@
 """``pulse evaluate atmosphere``: the labelled scenarios of issue #5 through the real pipeline.
 
-Scenarios (:func:`online_models.evaluate_detectors.scenarios`, one community each, English and
+Scenarios (:func:`studies.evaluate_detectors.scenarios`, one community each, English and
 Chinese): steady communities at 20/60/200 posts/h, sudden drops (moderate and severe), neutral
 volume spikes, a low-volume community and an activity collapse.  All of them run at once, merged
 in event time, through Kafka, a worker running the ``atmosphere`` operator and Redis; the alerts
 are read back from the ``alerts`` topic (and checked against ``pulse:alerts:{community}``) and
-scored by :func:`online_models.evaluate_detectors.score_alerts`.
+scored by :func:`studies.evaluate_detectors.score_alerts`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from online_models.evaluate_detectors import generate, print_end_to_end, scenarios, score_alerts
 from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
+from streams.labelled.atmosphere import generate, print_end_to_end, scenarios, score_alerts
 
 
 def evaluate_atmosphere(seeds: int = 1) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Labelled event streams through the real pipeline: the engine room of ``pulse evaluate``.
 
-The studies in ``online_models/evaluate_*`` call the operators directly, which is quick and good
+The studies in ``studies/evaluate_*`` call the operators directly, which is quick and good
 for choosing a model.  ``pulse evaluate`` judges what a user gets instead, so it takes the path
 production takes: every event is encoded to JSON, published to Kafka (an embedded broker of its
 own), decoded and validated by a worker (the batch engine, in a thread), applied by the

@@ -1,6 +1,6 @@
 """``pulse evaluate trends|members``: hot topics and member insights (issue #10) through the pipeline.
 
-**Trends.**  :func:`online_models.evaluate_trends.topic_stream` plants topics that surge (5-12x
+**Trends.**  :func:`studies.evaluate_trends.topic_stream` plants topics that surge (5-12x
 their rate, at least 10 mentions an hour; brand-new terms or quiet background topics) and fade,
 in English, Chinese and mixed communities with daily rhythms and a long tail of filler words.
 Communities with surges and steady communities (``steady-…``, the same generator without
@@ -9,10 +9,10 @@ Redis, ``checkpoint_minutes`` of event time at a time.  After every slice the to
 community's ``pulse:trends:{community}`` is read (and once an hour the ten usual topics, the
 heaviest by the ``level`` of their hashes, for the ranking-noise figure); the ``topic_surge``
 alerts are read back from the ``alerts`` topic (and checked against ``pulse:alerts:{community}``).
-Both are scored by :func:`online_models.evaluate_trends.score_trends`, the offline study's
+Both are scored by :func:`studies.evaluate_trends.score_trends`, the offline study's
 scoring.  Latency is measured at slice ends, so it is rounded up to the slice.
 
-**Members.**  :func:`online_models.evaluate_trends.member_stream`: regulars, occasional members,
+**Members.**  :func:`studies.evaluate_trends.member_stream`: regulars, occasional members,
 one-time visitors, members whose activity decays (and sours) before they leave, newcomers who
 grow into regulars, with replies, reactions and meetups.  It runs through a worker running
 ``members``, one day at a time; after every day the at-risk list and the progressive validation
@@ -31,7 +31,9 @@ import orjson
 import redis
 
 from online_models.churn import BinnedAUC
-from online_models.evaluate_trends import (
+from streams import keys
+from streams.evaluation.harness import mark, pipeline_run
+from streams.labelled.trends import (
     DAY_MS,
     HOUR_MS,
     WEEK_MS,
@@ -41,8 +43,6 @@ from online_models.evaluate_trends import (
     score_trends,
     topic_stream,
 )
-from streams import keys
-from streams.evaluation.harness import mark, pipeline_run
 from streams.operators.trends import TrendingTopics
 
 MINUTE_MS = 60_000
@@ -140,7 +140,7 @@ def evaluate_trends(
         " warm-up (the operator's: no alert before)"
     )
     print(
-        "  (smaller than the offline study, python -m online_models.evaluate_trends: 14 days x 9"
+        "  (smaller than the offline study, python -m studies.evaluate_trends: 14 days x 9"
         " communities read every minute; here every reading is a round trip through broker and worker)"
     )
     print(f"\nSurges: {len(surges)} planted (>= 5x their rate and >= 10 mentions/h)")

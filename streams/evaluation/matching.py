@@ -1,12 +1,12 @@
 """``pulse evaluate matching``: need/offer match candidates (issue #7) through the real pipeline.
 
-The stream is :func:`online_models.evaluate_matching.match_stream`: 24 services in 8 topics,
+The stream is :func:`studies.evaluate_matching.match_stream`: 24 services in 8 topics,
 needs and offers phrased in English, Chinese and code-switched text with noise tags, replies,
 resolutions, expiries, self-match traps, chatter and reactions, and the ground truth of which
 offers serve which needs.  It runs through Kafka, a worker running ``matching`` and Redis, one
 day of event time at a time; at every day boundary each need that is open then is judged by
 what a member would see: ``pulse:matches:{community}:{need}``, best first, against the offers
-that truly serve it and are open at that moment (:class:`~online_models.evaluate_matching.MatchScore`).
+that truly serve it and are open at that moment (:class:`~studies.evaluate_matching.MatchScore`).
 The ``match-candidates`` topic is checked too: every candidate it announced names a need and
 an offer of different members.
 """
@@ -17,9 +17,9 @@ from typing import Any, cast
 
 import redis
 
-from online_models.evaluate_matching import DAY, MatchScore, match_stream
 from streams import keys
 from streams.evaluation.harness import mark, pipeline_run
+from streams.labelled.matching import DAY, MatchScore, match_stream
 
 
 def evaluate_matching(seed: int = 0, days: int = 30) -> dict[str, Any]:

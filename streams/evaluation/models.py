@@ -1,6 +1,6 @@
 """``pulse evaluate models``: demand/supply forecasts and meetup turnout (issue #6) through the pipeline.
 
-The stream is :func:`online_models.evaluate_models.synthetic_events`: communities with their own
+The stream is :func:`studies.evaluate_models.synthetic_events`: communities with their own
 levels, time zones, daily and weekly cycles, trends and bursts, and meetups whose members attend
 with member-specific propensities.  It runs through Kafka, a worker running ``forecasts,turnout``
 and Redis, one hour of event time at a time; after every hour the harness reads the forecast
@@ -16,7 +16,9 @@ from typing import Any, cast
 
 import redis
 
-from online_models.evaluate_models import (
+from streams import keys
+from streams.evaluation.harness import mark, pipeline_run
+from streams.labelled.models import (
     DAY_MS,
     Truth,
     _score_forecasts,
@@ -24,8 +26,6 @@ from online_models.evaluate_models import (
     noise_floor,
     synthetic_events,
 )
-from streams import keys
-from streams.evaluation.harness import mark, pipeline_run
 from streams.operators.forecasts import DemandSupplyForecaster
 
 HOUR_MS = 3_600_000

@@ -14,7 +14,7 @@ event in *event time* (``ts``; never the wall clock), so outputs depend only on 
   sentiment models with different scales) and chatty or quiet ones comparable.  The detector
   (:class:`TwoScaleDrop`: two :class:`ZDrop`, event-time EWMAs with a z-test and hysteresis, half-
   lives 4 and 30 minutes) was chosen over river's ``drift.ADWIN`` and ``drift.PageHinkley`` by
-  ``python -m online_models.evaluate_detectors``: at the same false-alarm budget it is faster, and
+  ``python -m studies.evaluate_detectors``: at the same false-alarm budget it is faster, and
   since it forgets in time rather than in events its false alarms per *week* do not grow with a
   community's volume.  An alert also needs evidence: at least three clearly negative posts from
   two or more members within the hour (one ranting member or a few reports are not a mood).

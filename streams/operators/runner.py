@@ -48,7 +48,7 @@ import base64
 import pickle
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -193,20 +193,50 @@ class OperatorRunner:
         return output, persist
 
 
-def run_locally(
-    operator: StatefulOperator[Any], events: Sequence[Event], batch: int, snapshot_every_batch: bool = False
-) -> tuple[list[Output], dict[str, Any]]:
-    """Run one operator over ``events`` in batches with no Kafka and no Redis — for tests and
-    notebooks.  ``snapshot_every_batch`` passes every state through a pickle round trip between
-    batches, which is all a crash and restore leaves of it.  Returns the outputs and final states."""
-    states: dict[str, Any] = {}
-    outputs = []
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
+def time_batches(events: Sequence[Event], batch_ms: int, max_events: int = 5000) -> Iterator[list[Event]]:
+    """Consecutive events of the same ``batch_ms`` slice of event time (at most ``max_events``):
+    a live worker's batches span milliseconds of wall time, so a minute of event time is coarse."""
+    batch: list[Event] = []
+    current = None
+    for ev in events:
+        slot = ev.ts // batch_ms
+        if batch and (slot != current or len(batch) >= max_events):
+            yield batch
+            batch = []
+        current = slot
+        batch.append(ev)
+    if batch:
+        yield batch
+
+
+def iter_locally(
+    operator: StatefulOperator[Any],
+    batches: Iterable[Sequence[Event]],
+    states: dict[str, Any] | None = None,
+    snapshot_every_batch: bool = False,
+) -> Iterator[tuple[Sequence[Event], Output]]:
+    """The one way to run an operator with no Kafka and no Redis (tests, studies, notebooks):
+    each batch with its output, states created on first sight in ``states`` (updated in place).
+    ``snapshot_every_batch`` passes every state through a pickle round trip between batches,
+    which is all a crash and restore leaves of it."""
+    states = {} if states is None else states
+    for chunk in batches:
         for ev in chunk:
             if ev.community not in states:
                 states[ev.community] = operator.new_state(ev.community)
-        outputs.append(operator.apply_batch(states, chunk))
+        output = operator.apply_batch(states, chunk)
         if snapshot_every_batch:
-            states = {c: pickle.loads(pickle.dumps(state, protocol=5)) for c, state in states.items()}
+            restored = {c: pickle.loads(pickle.dumps(state, protocol=5)) for c, state in states.items()}
+            states.clear()
+            states.update(restored)
+        yield chunk, output
+
+
+def run_locally(
+    operator: StatefulOperator[Any], events: Sequence[Event], batch: int, snapshot_every_batch: bool = False
+) -> tuple[list[Output], dict[str, Any]]:
+    """:func:`iter_locally` over batches of ``batch`` events; returns the outputs and final states."""
+    states: dict[str, Any] = {}
+    chunks = (events[at : at + batch] for at in range(0, len(events), batch))
+    outputs = [out for _, out in iter_locally(operator, chunks, states, snapshot_every_batch)]
     return outputs, states

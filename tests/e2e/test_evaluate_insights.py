@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from online_models.evaluate_trends import evaluate_members as offline_members
-from online_models.evaluate_trends import run_operator, topic_stream
 from streams.evaluation.insights import evaluate_members, evaluate_trends
+from streams.labelled.trends import evaluate_members as offline_members
+from streams.labelled.trends import topic_stream
+from streams.operators.runner import iter_locally, time_batches
 from streams.operators.trends import TrendingTopics
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,8 @@ def test_evaluate_trends_on_a_tiny_stream(capsys):
     assert 0.0 <= r["steady"]["top3_spurious_share"] <= 1.0
     # Surge alerts do not depend on batching: the pipeline raised exactly what the operator
     # raises when applied directly (communities with surges; the steady one is another stream).
-    direct = [m.value for _, out in run_operator(TrendingTopics(), events, 600_000) for m in out.messages]
+    batches = time_batches(events, 600_000)
+    direct = [m.value for _, out in iter_locally(TrendingTopics(), batches) for m in out.messages]
     assert sorted(a["id"] for a in direct) == sorted(
         a["id"] for a in r["alerts"] if not a["community"].startswith("steady-")
     )

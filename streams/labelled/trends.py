@@ -1,39 +1,15 @@
-"""Measure the hot-topics and member-insights operators on labelled synthetic streams.
+"""Labelled hot-topic and member streams: topics that surge at known moments, members who leave.
 
-Real community data is private, so the streams are built here, directly as typed
-:class:`~schemas.events.Post` / ``Reaction`` / ``Rsvp`` objects, with known ground truth:
-
-* **topics** (:func:`topic_stream`): per community a language (English, Chinese or mixed), ~30
-  background topics with Zipf-like rates, a long tail of filler words, a daily rhythm (night
-  at 0.3x, afternoon peak at 1.7x), and — unless ``surges=False`` — topics that suddenly take
-  off (5-12x their rate, at least 10 mentions an hour; brand-new terms or quiet ones) for 2-8
-  hours, then fade with a 1-2 h half-life;
-* **members** (:func:`member_stream`): regulars, occasional members, one-time visitors,
-  members whose activity decays before they leave (they also turn negative and skip meetups),
-  and newcomers who grow into regulars; posts get replies and reactions from others.
-
-:func:`evaluate_trends` and :func:`evaluate_members` run the operators over a stream in small
-event-time batches, exactly as the engine calls them, replay their Redis commands into a tiny
-in-memory Redis (:class:`MiniRedis`) and score what was *published* against the truth.
-
-``python -m online_models.evaluate_trends [trends|members|all]`` prints the report.
-
->>> events, surges = topic_stream(days=4, communities=1, seed=3, surges_per_week=7)
->>> len(events) > 1000, len(surges) > 0, all(s.peak_rate >= 10 for s in surges)
-(True, True, True)
->>> redis = MiniRedis(); redis.apply([["ZADD", "z", "2.0", "a", "1.0", "b"], ["ZREMRANGEBYRANK", "z", 0, -2]])
->>> redis.top("z", 5)
-['a']
+Shared by ``pulse evaluate trends|members``, the trends study (``studies/evaluate_trends.py``) and
+the tests; :func:`score_trends` and :func:`evaluate_members` score the operators.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import pickle
 import random
 import statistics
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,103 +20,41 @@ from online_models import trends as trend_model
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
 from streams.operators.base import Output
+from streams.operators.runner import iter_locally, time_batches
 from streams.operators.trends import TrendingTopics
+from streams.sinks.memory import MemoryStore
 
 HOUR_MS = 3_600_000
+
+
 DAY_MS = 24 * HOUR_MS
+
+
 WEEK_MS = 7 * DAY_MS
+
+
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
 
 
 # --- a tiny Redis for replaying commands ----------------------------------------------------------
-class MiniRedis:
-    """Just the commands the operators write (HSET, ZADD, ZREMRANGEBYRANK, DEL, SET, LPUSH, LTRIM,
-    EXPIRE)."""
-
-    def __init__(self) -> None:
-        self.hashes: dict[str, dict[str, Any]] = defaultdict(dict)
-        self.zsets: dict[str, dict[str, float]] = defaultdict(dict)
-        self.strings: dict[str, str] = {}
-        self.lists: dict[str, list[Any]] = defaultdict(list)
-
-    def apply(self, commands: Iterable[list[Any]]) -> None:
-        for cmd in commands:
-            op, key, args = cmd[0], cmd[1], cmd[2:]
-            if op == "HSET":
-                self.hashes[key].update(zip(args[::2], args[1::2], strict=True))
-            elif op == "ZADD":
-                self.zsets[key].update((m, float(s)) for s, m in zip(args[::2], args[1::2], strict=True))
-            elif op == "ZREMRANGEBYRANK":
-                ranked = self._ranked(key)  # ascending, like Redis ranks
-                start, stop = int(args[0]), int(args[1])
-                n = len(ranked)
-                start, stop = (start + n if start < 0 else start), (stop + n if stop < 0 else stop)
-                for member in ranked[max(start, 0) : stop + 1]:
-                    del self.zsets[key][member]
-            elif op == "DEL":
-                for k in cmd[1:]:
-                    self.hashes.pop(k, None)
-                    self.zsets.pop(k, None)
-                    self.strings.pop(k, None)
-            elif op == "SET":
-                self.strings[key] = args[0]
-            elif op == "LPUSH":
-                self.lists[key][:0] = reversed(args)
-            elif op == "LTRIM":
-                del self.lists[key][int(args[1]) + 1 :]
-            elif op != "EXPIRE":
-                raise ValueError(f"MiniRedis does not know {op}")
-
-    def _ranked(self, key: str) -> list[str]:
-        z = self.zsets.get(key, {})
-        return sorted(z, key=lambda m: (z[m], m))
-
-    def top(self, key: str, k: int) -> list[str]:
-        """ZREVRANGE key 0 k-1."""
-        return self._ranked(key)[::-1][:k]
-
-
-def time_batches(events: Sequence[Event], batch_ms: int, max_events: int = 5000) -> Iterator[list[Event]]:
-    """Consecutive events of the same ``batch_ms`` slice of event time (at most ``max_events``):
-    a live worker's batches span milliseconds of wall time, so a minute of event time is coarse."""
-    batch: list[Event] = []
-    current = None
-    for ev in events:
-        slot = ev.ts // batch_ms
-        if batch and (slot != current or len(batch) >= max_events):
-            yield batch
-            batch = []
-        current = slot
-        batch.append(ev)
-    if batch:
-        yield batch
-
-
-def run_operator(
-    op: Any, events: Sequence[Event], batch_ms: int = 60_000
-) -> Iterator[tuple[list[Event], Output]]:
-    """Apply ``op`` batch by batch as the engine would (states created on first sight)."""
-    states: dict[str, Any] = {}
-    run_operator.states = states  # type: ignore[attr-defined]
-    for batch in time_batches(events, batch_ms):
-        for ev in batch:
-            if ev.community not in states:
-                states[ev.community] = op.new_state(ev.community)
-        yield batch, op.apply_batch(states, batch)
-
-
 # --- topics ---------------------------------------------------------------------------------------
 EN_TOPICS = (
     "hiring", "fundraising", "react", "k8s", "rust", "pricing", "seo", "design", "llm", "sqlite",
     "b2b", "marketing", "cofounder", "equity", "pitch", "angel", "saas", "growth", "churn", "onboarding",
     "analytics", "ux", "mobile", "payment", "compliance", "gdpr", "remote", "visa", "contractor", "legal",
 )  # fmt: skip
+
+
 ZH_TOPICS = (
     "招聘", "融资", "投资人", "创业", "产品", "运营", "市场", "技术", "用户", "数据", "电商", "营销",
     "合伙人", "股权", "路演", "天使轮", "种子轮", "小程序", "开源", "设计", "品牌", "渠道", "供应链",
     "出海", "直播", "短视频", "私域", "客户", "财务", "法律",
 )  # fmt: skip
+
+
 EN_SURGE = ("deepseek", "mcp", "vibecoding", "tariff", "agent", "sora", "devin", "grok", "cursor", "o3")
+
+
 ZH_SURGE = (
     "智能体",
     "具身智能",
@@ -153,6 +67,8 @@ ZH_SURGE = (
     "机器人",
     "副业",
 )
+
+
 _SYLLABLES = ("ba", "ko", "ri", "ne", "tu", "ma", "lo", "vi", "sa", "de", "pe", "zo", "ki", "ra", "mu", "fe")
 
 
@@ -340,67 +256,19 @@ def _post(
     )
 
 
-def evaluate_trends(
-    days: int = 14, communities: int = 9, seed: int = 7, batch_ms: int = 60_000, top_k: int = 3
-) -> dict[str, Any]:
-    """Time to top-``top_k`` per planted surge, alerts (true / false per community-week), forecast
-    MAE against the baselines, cost per event and snapshot size — with and without surges."""
-    report: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    events, surges = topic_stream(days, communities, seed)
-    steady, _ = topic_stream(days, communities, seed + 1, surges=False)
-    report["generate_s"] = round(time.perf_counter() - t0, 1)
-    report["surging"] = _run_trends(events, surges, batch_ms, top_k)
-    report["steady"] = _run_trends(steady, [], batch_ms, top_k)
-    report["busy"] = busy_cost()
-    report["terms"] = term_cost()
-    return report
-
-
-def busy_cost(
-    days: int = 2, communities: int = 2, posts_per_hour: float = 500.0, batch: int = 500
-) -> dict[str, Any]:
-    """µs per event when communities are busy (fixed per-bucket costs amortised), in the
-    engine's event-count batches, with the runner's snapshot (pickle) of every touched state."""
-    trend_model._jieba_cut()
-    events, _ = topic_stream(days, communities, seed=3, surges=False, posts_per_hour=posts_per_hour)
-    op = TrendingTopics()
-    states: dict[str, Any] = {}
-    trend_model.cache_clear()
-    spent = pickled = 0.0
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
-        for ev in chunk:
-            if ev.community not in states:
-                states[ev.community] = op.new_state(ev.community)
-        t = time.perf_counter()
-        op.apply_batch(states, chunk)
-        spent += time.perf_counter() - t
-        t = time.perf_counter()
-        for community in {ev.community for ev in chunk}:
-            pickle.dumps(states[community], protocol=5)
-        pickled += time.perf_counter() - t
-    return {
-        "events": len(events),
-        "posts_per_hour_per_community": posts_per_hour,
-        "us_per_event": round(spent / len(events) * 1e6, 1),
-        "snapshot_us_per_event": round(pickled / len(events) * 1e6, 1),
-        "snapshot_bytes_max": max(len(pickle.dumps(st, protocol=5)) for st in states.values()),
-    }
-
-
 def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: int) -> dict[str, Any]:
     """Run the operator directly, record what it published after every batch (the top topics
     of each community it wrote to, its alerts) and score that with :func:`score_trends`."""
     op = TrendingTopics()
-    redis = MiniRedis()
+    redis = MemoryStore()
+    states: dict[str, Any] = {}
     views: list[View] = []
     alerts: list[dict[str, Any]] = []
     sampled_hour: dict[str, int] = {}
     spent = 0.0
     warm = START_MS + op.warmup_buckets * op.bucket_ms
     trend_model.cache_clear()
-    for batch, out in _timed(run_operator(op, events, batch_ms)):
+    for batch, out in _timed(iter_locally(op, time_batches(events, batch_ms), states)):
         spent += out[1]
         batch_out = out[0]
         redis.apply(batch_out.commands)
@@ -411,10 +279,9 @@ def _run_trends(events: list[Event], surges: list[Surge], batch_ms: int, top_k: 
             usual = None
             if ts >= warm and sampled_hour.get(community, 0) < hour:  # ranking noise, hourly
                 sampled_hour[community] = hour
-                st = run_operator.states[community]  # type: ignore[attr-defined]
+                st = states[community]
                 usual = sorted(st.topics, key=lambda n: -st.topics[n].level)[:10]
             views.append(View(ts, community, redis.top(keys.trends(community), top_k), usual))
-    states = run_operator.states  # type: ignore[attr-defined]
     n_events = len(events)
     weeks = len(states) * (events[-1].ts - warm) / WEEK_MS
     scored = score_trends(surges, views, alerts, warm, weeks, top_k)
@@ -540,7 +407,10 @@ def score_trends(
     return result
 
 
-def _timed(it: Iterator[tuple[list[Event], Output]]) -> Iterator[tuple[list[Event], tuple[Output, float]]]:
+Batch = Sequence[Event]
+
+
+def _timed(it: Iterator[tuple[Batch, Output]]) -> Iterator[tuple[Batch, tuple[Output, float]]]:
     while True:
         t = time.perf_counter()
         try:
@@ -550,79 +420,10 @@ def _timed(it: Iterator[tuple[list[Event], Output]]) -> Iterator[tuple[list[Even
         yield batch, (out, time.perf_counter() - t)
 
 
-def term_cost(n: int = 3000, seed: int = 5) -> dict[str, float]:
-    """µs per post of :func:`~online_models.trends.topics_of`, uncached and cached, per language."""
-    rng = random.Random(seed)
-    trend_model._jieba_cut()
-    en = _filler_words("en", 500, seed)
-    zh = _filler_words("zh", 500, seed)
-    texts = {
-        "en": [_text("en", rng, [rng.choice(EN_TOPICS)], en) + f" {i}" for i in range(n)],
-        "zh": [_text("zh", rng, [rng.choice(ZH_TOPICS)], zh) + f"{i}" for i in range(n)],
-        "mixed": [_text("mixed", rng, [rng.choice(ZH_TOPICS)], zh) + f"{i}" for i in range(n)],
-    }
-    cost: dict[str, float] = {}
-    for lang, batch in texts.items():
-        trend_model.cache_clear()
-        t = time.perf_counter()
-        for text in batch:
-            trend_model.topics_of(text, ("tag",))
-        cost[f"{lang}_uncached_us"] = round((time.perf_counter() - t) / n * 1e6, 1)
-        t = time.perf_counter()
-        for text in batch:
-            trend_model.topics_of(text, ("tag",))
-        cost[f"{lang}_cached_us"] = round((time.perf_counter() - t) / n * 1e6, 1)
-    return cost
-
-
-# --- command line ---------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=("trends", "members", "all"))
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    if args.what in ("trends", "all"):
-        _print("trends", evaluate_trends(days=args.days, seed=args.seed))
-    if args.what in ("members", "all"):
-        for seed in (args.seed + 4, args.seed + 5, args.seed + 6):
-            _print(f"members (seed {seed})", evaluate_members(seed=seed))
-        _print("kpis", kpi_cost(seed=args.seed))
-
-
-def kpi_cost(seed: int = 7) -> dict[str, Any]:
-    """µs per event of the KPI operator on the member stream (its hashes are checked for
-    equality with an independent recompute in ``tests/test_kpis.py``)."""
-    from streams.operators.kpis import OperationsKpis
-
-    events = member_stream(days=60, communities=3, members=400, seed=seed)
-    spent = 0.0
-    commands = 0
-    for _, (out, dt) in _timed(run_operator(OperationsKpis(), events, 60_000)):
-        spent += dt
-        commands += len(out.commands)
-    states = run_operator.states  # type: ignore[attr-defined]
-    return {
-        "events": len(events),
-        "us_per_event": round(spent / len(events) * 1e6, 1),
-        "commands": commands,
-        "snapshot_bytes_max": max(len(pickle.dumps(st, protocol=5)) for st in states.values()),
-    }
-
-
-def _print(title: str, report: dict[str, Any], indent: int = 0) -> None:
-    pad = "  " * indent
-    print(f"{pad}{title}:")
-    for key, value in report.items():
-        if isinstance(value, dict):
-            _print(key, value, indent + 1)
-        else:
-            print(f"{pad}  {key}: {value}")
-    sys.stdout.flush()
-
-
 # --- members --------------------------------------------------------------------------------------
 ARCHETYPES = (("regular", 0.25), ("occasional", 0.25), ("one_time", 0.15), ("leaver", 0.20), ("grower", 0.15))
+
+
 TONES = {
     "en": (
         ("Thanks everyone, this community is amazing!", "Loved the talk yesterday, great ideas.",
@@ -788,15 +589,15 @@ def evaluate_members(
             super()._score(st, member, at, y, p_model, p_baseline)
 
     op = Recorded(**(params or {}))
-    redis = MiniRedis()
+    redis = MemoryStore()
+    states: dict[str, Any] = {}
     lists: list[tuple[int, str, list[str]]] = []
     spent = 0.0
-    for batch, (out, dt) in _timed(run_operator(op, events, 60_000)):
+    for batch, (out, dt) in _timed(iter_locally(op, time_batches(events, 60_000), states)):
         spent += dt
         redis.apply(out.commands)
         for key in {cmd[1] for cmd in out.commands if cmd[0] == "DEL" and ":at-risk:" in cmd[1]}:
             lists.append((batch[0].ts // DAY_MS * DAY_MS, key.rsplit(":", 1)[1], redis.top(key, 20)))
-    states = run_operator.states  # type: ignore[attr-defined]
     hits, total = score_at_risk(events, lists)
     model_y = [y for y, _ in scored["model"]]
     sizes = [len(pickle.dumps(st, protocol=5)) for st in states.values()]
@@ -864,7 +665,3 @@ def exact_auc(pairs: Sequence[tuple[bool, float]]) -> float:
     if not n_pos or not n_neg:
         return math.nan
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-if __name__ == "__main__":
-    main()

@@ -31,7 +31,7 @@ import pytest
 from infra.local_services import EmbeddedBroker, EmbeddedRedis
 from streams.api.server import serve_in_thread
 from streams.sinks.redis_store import UPDATES_CHANNEL
-from tests.test_api import WINDOW_SECONDS, Pipeline, module_settings, reactions, running_pipeline
+from tests.pipelines import WINDOW_SECONDS, Pipeline, module_settings, reactions, running_pipeline
 from tests.workers import ROOT
 
 pytestmark = pytest.mark.slow

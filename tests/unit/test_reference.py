@@ -12,76 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-try:  # run from the repository root (tests/ as a package) or with tests/ on sys.path (pytest's default)
-    from tests.reference import (
-        Expected,
-        Record,
-        RefSettings,
-        assert_matches,
-        dead_letters_from,
-        parse_ts_ms,
-        read_redis,
-        recompute,
-    )
-except ImportError:  # pragma: no cover
-    from reference import (  # type: ignore[no-redef]
-        Expected,
-        Record,
-        RefSettings,
-        assert_matches,
-        dead_letters_from,
-        parse_ts_ms,
-        read_redis,
-        recompute,
-    )
-
-NOW = 1_800_000_000_000
-"""The wall clock the tests pretend (2027-01-15), so ``max_future_seconds`` is deterministic."""
-
-S0 = 1_699_999_200
-"""2023-11-14T22:00:00Z, a multiple of 3600: the start of a one-hour window."""
-S1 = S0 + 3600
-"""2023-11-14T23:00:00Z: the next window's start."""
-MS0, MS1 = S0 * 1000, S1 * 1000
-
-BODIES: dict[str, dict[str, Any]] = {
-    "posts": {"post": "p1", "text": "hello"},
-    "reactions": {"post": "p1", "reaction": "like"},
-    "rsvps": {"meetup": "mt1", "status": "going"},
-}
-
-
-def ev(
-    topic: str,
-    offset: int,
-    id: str,
-    ts: int | str | float,
-    *,
-    community: str = "c1",
-    member: str = "m1",
-    partition: int = 0,
-    prefix: str = "",
-    **extra: Any,
-) -> Record:
-    """A record carrying a (by default valid) event of ``topic``; ``extra`` adds or overrides fields."""
-    body = {"id": id, "community": community, "member": member, "ts": ts, **BODIES[topic], **extra}
-    return Record(prefix + topic, partition, offset, community.encode(), orjson.dumps(body), {})
-
-
-def raw(topic: str, offset: int, value: bytes | None, *, partition: int = 0) -> Record:
-    """A record with an arbitrary value."""
-    return Record(topic, partition, offset, b"c1", value, {})
-
-
-def run(records: list[Record], **overrides: Any) -> Expected:
-    return recompute(records, RefSettings(**overrides), now_ms=NOW)
-
-
-def counts(exp: Expected, key: str) -> tuple[str, str, str]:
-    """(interactions, participants, posts) of an activity hash."""
-    h = exp.hashes[key]
-    return h["interactions"], h["participants"], h["posts"]  # type: ignore[return-value]
-
+from tests.records import BODIES, MS0, MS1, NOW, S0, S1, counts, ev, raw, run  # noqa: F401
+from tests.reference import (
+    Expected,
+    Record,
+    RefSettings,
+    dead_letters_from,
+    parse_ts_ms,
+    recompute,
+)
 
 # --------------------------------------------------------------------------------------------
 # Windows
@@ -553,13 +492,6 @@ def test_invariants(events: list[tuple[str, int, str, int, str, str]], grace: in
 # --------------------------------------------------------------------------------------------
 
 
-def _fill(client: Any, exp: Expected) -> None:
-    for key, h in exp.hashes.items():
-        client.hset(key, mapping=h)
-    for key, z in exp.zsets.items():
-        client.zadd(key, z)
-
-
 def _dl(src: Record, reason: str, offset: int) -> Record:
     headers = {
         "pulse.reason": reason.encode(),
@@ -600,82 +532,3 @@ def test_dead_letters_from(scenario: tuple[list[Record], Expected]) -> None:
         dead_letters_from([bad])
 
 
-def test_assert_matches_passes_on_equal_state(
-    scenario: tuple[list[Record], Expected], redis_client: Any
-) -> None:
-    recs, exp = scenario
-    client = redis_client
-    _fill(client, exp)
-    client.set("pulse:other:thing", b"not compared")
-    assert read_redis(client) == (exp.hashes, exp.zsets)
-    dls = [_dl(recs[3], "invalid_json", 0), _dl(recs[5], "late", 1), _dl(recs[5], "late", 2)]  # a redelivery
-    assert_matches(client, exp)
-    assert_matches(client, exp, dead_letter_records=dls)
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda r: r.delete("pulse:activity:c1:3600s:1699999200"), "missing hash pulse:activity:c1:"),
-        (
-            lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"score": 1.1}),
-            "field 'score' is 1.1, expected",
-        ),
-        (
-            lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"posts": "1.0"}),
-            "field 'posts' is '1.0'",
-        ),
-        (
-            lambda r: r.hset("pulse:activity:c1:3600s:1699999200", mapping={"extra": 1}),
-            "unexpected field 'extra'",
-        ),
-        (lambda r: r.zadd("pulse:lb:members:c1:3600s:1699999200", {"m9": 1}), "unexpected member 'm9'"),
-        (lambda r: r.zadd("pulse:lb:communities:3600s:1699999200", {"c1": 1.1}), "member 'c1' is 1.1"),
-        (lambda r: r.zrem("pulse:lb:members:c2:3600s:1700002800", "m1"), "missing zset pulse:lb:members:c2"),
-        (
-            lambda r: r.zadd("pulse:lb:communities:60s:0", {"c1": 1}),
-            "unexpected zset pulse:lb:communities:60s:0",
-        ),
-        (lambda r: r.set("pulse:lb:junk", b"x"), "unexpected string key pulse:lb:junk"),
-    ],
-)
-def test_assert_matches_reports_redis_differences(
-    scenario: tuple[list[Record], Expected], mutate: Any, message: str, redis_client: Any
-) -> None:
-    _, exp = scenario
-    client = redis_client
-    _fill(client, exp)
-    mutate(client)
-    with pytest.raises(AssertionError, match="differ from the reference") as info:
-        assert_matches(client, exp)
-    assert message in str(info.value)
-
-
-def test_assert_matches_reports_dead_letter_differences(
-    scenario: tuple[list[Record], Expected], redis_client: Any
-) -> None:
-    recs, exp = scenario
-    client = redis_client
-    _fill(client, exp)
-    changed = _dl(recs[5], "late", 1)
-    changed.value = b"rewritten"
-    cases = {
-        "missing dead letter ('posts', 0, 3)": [_dl(recs[3], "invalid_json", 0)],
-        "unexpected dead letter ('posts', 0, 0)": [
-            *map(_dl, [recs[3], recs[5], recs[0]], ["invalid_json", "late", "late"], [0, 1, 2])
-        ],
-        "reason 'schema', expected 'invalid_json'": [_dl(recs[3], "schema", 0), _dl(recs[5], "late", 1)],
-        "key/value not the original": [_dl(recs[3], "invalid_json", 0), changed],
-    }
-    for message, dls in cases.items():
-        with pytest.raises(AssertionError) as info:
-            assert_matches(client, exp, dead_letter_records=dls)
-        assert message in str(info.value), str(info.value)
-
-
-def test_assert_matches_truncates_long_diffs(redis_client: Any) -> None:
-    exp = run([ev("posts", i, f"id{i}", MS0, community=f"c{i}") for i in range(30)])
-    with pytest.raises(AssertionError) as info:
-        assert_matches(redis_client, exp)
-    text = str(info.value)
-    assert "61 missing keys" in text and "... and 41 more" in text

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online_models.evaluate_trends import MiniRedis
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams.operators.base import Output
 from streams.operators.kpis import KpiState, OperationsKpis, SeenFilter, stable_hash
 from streams.operators.runner import run_locally
+from streams.sinks.memory import MemoryStore
 
 H = 3_600_000
 DAY = 24 * H
@@ -209,7 +209,7 @@ def test_final_hashes_equal_an_independent_recompute(seed):
     op = OperationsKpis()
     events = scripted_stream(seed)
     outputs, states = run(op, events + flush(events), batch=97)
-    redis = MiniRedis()
+    redis = MemoryStore()
     for out in outputs:
         redis.apply(out.commands)
     expected = recompute(events, op)
@@ -230,7 +230,7 @@ def test_windows_are_provisional_until_their_cohorts_close():
         op, [need, Post("e2", "c", "bob", T0 + 3 * DAY, "p2", "hi", "post", (), None)], batch=10
     )
     key = f"pulse:kpi:c:3600s:{T0 // 1000}"
-    redis = MiniRedis()
+    redis = MemoryStore()
     redis.apply(out[0].commands)
     assert redis.hashes[key]["match_success_rate"] == "0.0" and redis.hashes[key]["final"] == 0
     late = Post("e3", "c", "ann", T0 + 6 * DAY, "p3", "solved", "resolved", (), "p1")

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online_models.evaluate_models import evaluate, synthetic_events
 from online_models.forecast import (
     CommunityForecaster,
     Observation,
@@ -25,13 +24,13 @@ from online_models.forecast import (
     slot_of,
 )
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
 from streams.operators.forecasts import DemandSupplyForecaster
 from tests.snapshots import outputs_in_another_process
 
 H = 3_600_000
 T0 = 1_767_571_200_000  # Monday 2026-01-05 00:00 UTC, a window start
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def post(i: int, ts: int, kind: str = "need", tags: tuple[str, ...] = (), community: str = "c1") -> Post:
@@ -382,7 +381,7 @@ def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Pat
     states: dict = {}
     _outputs(DemandSupplyForecaster(), states, stream[:cut], 500)
     rest = outputs_in_another_process(
-        "tests.test_forecasts",
+        "tests.unit.test_forecasts",
         "streams.operators.forecasts.DemandSupplyForecaster",
         states,
         stream[cut:],
@@ -411,7 +410,7 @@ def test_redis_commands_and_alerts_do_not_depend_on_batch_boundaries(cuts: list[
     assert out.commands == reference.commands and out.messages == reference.messages
 
 
-# --- quality smoke test (the full benchmark: python -m online_models.evaluate_models) ------------------
+# --- quality smoke test (the full benchmark: python -m studies.evaluate_models) ------------------
 def test_beats_the_naive_baselines_on_a_seasonal_stream() -> None:
     report = evaluate(synthetic_events(days=7, communities=4, seed=5), warmup_days=2)
     assert report["forecast"]["matches_operator"]

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from online_models import trends
-from online_models.evaluate_trends import MiniRedis, run_operator, topic_stream
 from online_models.trends import (
     TopicForecaster,
     poisson_sf,
@@ -26,8 +25,11 @@ from online_models.trends import (
     trend_score,
 )
 from schemas.events import Event, Post, Reaction
+from streams.labelled.trends import topic_stream
 from streams.operators.base import Output
+from streams.operators.runner import iter_locally, time_batches
 from streams.operators.trends import TrendingTopics, TrendState
+from streams.sinks.memory import MemoryStore
 
 H = 3_600_000
 T0 = 1_767_571_200_000
@@ -166,10 +168,10 @@ def test_forecast_inlined_equals_river_prediction():
 
 
 # --- the operator -----------------------------------------------------------------------------
-def _run(op: TrendingTopics, events: list[Event], batch_ms: int = 60_000) -> tuple[list[Output], MiniRedis]:
-    redis = MiniRedis()
+def _run(op: TrendingTopics, events: list[Event], batch_ms: int = 60_000) -> tuple[list[Output], MemoryStore]:
+    redis = MemoryStore()
     outputs = []
-    for _, out in run_operator(op, events, batch_ms):
+    for _, out in iter_locally(op, time_batches(events, batch_ms)):
         redis.apply(out.commands)
         outputs.append(out)
     return outputs, redis
@@ -184,10 +186,10 @@ def test_surges_reach_the_top_three_within_30_minutes_and_alert_once(surging):
     events, surges = surging
     assert {s.lang for s in surges} >= {"en", "zh"}
     op = TrendingTopics()
-    redis = MiniRedis()
+    redis = MemoryStore()
     first_top3: dict[int, int] = {}
     alerts: list[dict[str, Any]] = []
-    for batch, out in run_operator(op, events, 60_000):
+    for batch, out in iter_locally(op, time_batches(events, 60_000)):
         redis.apply(out.commands)
         alerts += [m.value for m in out.messages]
         ts = batch[-1].ts

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.workers import ROOT
+
 RULES = ROOT / "infra" / "prometheus" / "rules" / "pulse.yml"
 RULE_TESTS = sorted((ROOT / "infra" / "prometheus" / "tests").glob("*.yml"))
 PROMETHEUS_YML = ROOT / "infra" / "prometheus" / "prometheus.yml"

@@ -13,23 +13,23 @@ import math
 
 import pytest
 
-from online_models.evaluate_detectors import Scenario, _alerts, generate
 from streams.evaluation.harness import pipeline_run
 from streams.evaluation.matching import evaluate_matching
+from streams.labelled.atmosphere import DropScenario, generate, operator_alerts
 
 pytestmark = pytest.mark.slow
 
 
 def test_pipeline_alerts_equal_the_operator_run_without_kafka() -> None:
     scenarios = [
-        Scenario("drop", "zh", 60.0, days=3.5, seed=1, severity="severe", change_h=62.0),
-        Scenario("collapse", "en", 60.0, days=3.5, seed=2, change_h=63.0),
-        Scenario("steady", "en", 20.0, days=3.5, seed=3),
+        DropScenario("drop", "zh", 60.0, days=3.5, seed=1, severity="severe", change_h=62.0),
+        DropScenario("collapse", "en", 60.0, days=3.5, seed=2, change_h=63.0),
+        DropScenario("steady", "en", 20.0, days=3.5, seed=3),
     ]
     events = [ev for sc in scenarios for ev in generate(sc)]
     with pipeline_run(events, "atmosphere") as run:  # published all at once: a backlog to catch up on
         published = run.topic_messages("alerts")
-    expected = [alert for sc in scenarios for alert in _alerts(sc)]
+    expected = [alert for sc in scenarios for alert in operator_alerts(sc)]
     key = lambda a: (a["community"], a["ts"], a["id"])  # noqa: E731
     assert sorted(published, key=key) == sorted(expected, key=key)
     kinds = {(a["community"], a["kind"]) for a in expected}

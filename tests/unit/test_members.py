@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from online_models.churn import FEATURES, BinnedAUC, MemberTable, member_features
-from online_models.evaluate_trends import evaluate_members, exact_auc, member_stream
 from schemas.events import Event, Post, Reaction, Rsvp
+from streams.labelled.trends import evaluate_members, exact_auc, member_stream
 from streams.operators.base import Output
 from streams.operators.members import MemberInsights, MemberState
 from streams.operators.runner import run_locally

@@ -31,7 +31,7 @@ from streams.config import Settings
 from streams.publisher import Outgoing, Publisher
 from streams.topics import ensure_topics
 from tests.reference import read_topic
-from tests.test_atmosphere import REACTIONS, TEXTS
+from tests.texts import REACTIONS, TEXTS
 from tests.workers import applied, pulse, stop
 
 pytestmark = pytest.mark.slow

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from online_models.evaluate_models import evaluate, synthetic_events
 from online_models.turnout import AttendanceModel, BaseRate, MemberStats, logit
 from schemas.events import Event, Post, Rsvp
+from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
 from streams.operators.turnout import TurnoutPredictor
 from tests.snapshots import outputs_in_another_process
 
 H = 3_600_000
 START = 1_767_571_200_000 + 7 * 24 * H  # a meetup start
-ROOT = Path(__file__).resolve().parents[1]
 _ids = itertools.count()
 
 
@@ -289,7 +288,7 @@ def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Pat
     states: dict = {}
     _outputs(TurnoutPredictor(), states, stream[:cut], 500)
     rest = outputs_in_another_process(
-        "tests.test_turnout",
+        "tests.unit.test_turnout",
         "streams.operators.turnout.TurnoutPredictor",
         states,
         stream[cut:],
@@ -309,7 +308,7 @@ def test_learning_does_not_depend_on_batch_boundaries(stream: list[Event]) -> No
     assert ended(97) == ended(1_000)
 
 
-# --- quality smoke test (the full benchmark: python -m online_models.evaluate_models) ------------------
+# --- quality smoke test (the full benchmark: python -m studies.evaluate_models) ------------------
 def test_beats_the_base_rate_on_a_stream_with_member_propensities() -> None:
     report = evaluate(synthetic_events(days=14, communities=4, seed=5), warmup_days=2)["turnout"]
     assert report["labels"] > 500

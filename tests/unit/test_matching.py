@@ -8,7 +8,6 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import orjson
 import pytest
@@ -21,8 +20,8 @@ from streams import keys
 from streams.operators.base import Output
 from streams.operators.matching import MatchConfig, MatchMaker, MatchState, matches_key
 from streams.simulator import SimConfig, Simulator
+from tests.workers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_767_225_600_000
 MIN = 60_000
 DAY = 86_400_000
@@ -450,7 +449,7 @@ def simulated_events(n: int = 6000) -> list:
 
 
 def labeled_events() -> list:
-    from online_models.evaluate_matching import match_stream
+    from streams.labelled.matching import match_stream
 
     return match_stream(seed=3, communities=2, days=6).events
 
@@ -491,7 +490,7 @@ def test_snapshots_stay_compact():
 DIGEST = """
 import hashlib, orjson, sys
 sys.path.insert(0, {root!r})
-from online_models.evaluate_matching import match_stream
+from streams.labelled.matching import match_stream
 from streams.operators.matching import MatchMaker
 op, states, h = MatchMaker(), {{}}, hashlib.sha256()
 events = match_stream(seed=4, communities=2, days=5).events
@@ -522,8 +521,8 @@ def test_outputs_do_not_depend_on_the_process_hash_seed():
 
 
 def test_evaluation_targets_on_a_short_labeled_stream():
-    """The offline numbers, on a small stream (the full report: python -m online_models.evaluate_matching)."""
-    from online_models.evaluate_matching import match_stream, run_matching
+    """The offline numbers, on a small stream (the full report: python -m studies.evaluate_matching)."""
+    from streams.labelled.matching import match_stream, run_matching
 
     metrics, _ = run_matching(match_stream(seed=11, days=10), MatchConfig())
     assert metrics["self_pairs"] == 0

@@ -15,6 +15,7 @@ from streams.operators.base import Output
 from streams.operators.registry import OPERATORS, build_operator
 from streams.operators.runner import OperatorRunner, run_locally
 from streams.simulator import SimConfig, Simulator
+from streams.sinks.memory import MemoryStore
 
 SETTINGS = Settings(_env_file=None)
 
@@ -71,26 +72,7 @@ def test_a_communitys_state_depends_only_on_its_own_events(name, events):
     assert {c: pickle.dumps(s) for c, s in together.items()} == {c: pickle.dumps(s) for c, s in alone.items()}
 
 
-class MiniStore:
-    """The commands the runner persists with, applied to dicts (HSET snapshots, RPUSH / DEL logs)."""
-
-    def __init__(self) -> None:
-        self.hashes: dict[str, dict[str, str]] = {}
-        self.lists: dict[str, list[str]] = {}
-
-    def apply(self, commands: list) -> None:
-        for cmd in commands:
-            if cmd[0] == "HSET":
-                self.hashes.setdefault(cmd[1], {}).update(zip(cmd[2::2], cmd[3::2], strict=True))
-            elif cmd[0] == "RPUSH":
-                self.lists.setdefault(cmd[1], []).extend(cmd[2:])
-            elif cmd[0] == "DEL":
-                self.lists.pop(cmd[1], None)
-            elif cmd[0] != "EXPIRE":
-                raise AssertionError(f"the runner persists with {cmd[0]}, which this store does not know")
-
-
-def _continue(runner: OperatorRunner, batches: list[list], store: MiniStore | None = None) -> list[Output]:
+def _continue(runner: OperatorRunner, batches: list[list], store: MemoryStore | None = None) -> list[Output]:
     """Run batches (states never seen start fresh); persist into ``store`` when given."""
     outputs = []
     for batch in batches:
@@ -102,7 +84,7 @@ def _continue(runner: OperatorRunner, batches: list[list], store: MiniStore | No
     return outputs
 
 
-def _stored(store: MiniStore, community: str) -> tuple[dict[str, str], list[str]]:
+def _stored(store: MemoryStore, community: str) -> tuple[dict[str, str], list[str]]:
     """What the store holds of ``community``: its snapshots per operator and its one shared log."""
     return store.hashes.get(keys.state(community), {}), store.lists.get(keys.log(community), [])
 
@@ -113,7 +95,7 @@ def test_every_operator_shares_one_log_and_one_snapshot_hash_and_restores_exactl
     every operator publishes what the uninterrupted one does."""
     batches = [events[at : at + 200] for at in range(0, len(events), 200)]
     build = lambda: OperatorRunner([build_operator(n, SETTINGS) for n in sorted(OPERATORS)], snapshot_every=3)  # noqa: E731
-    runner, store = build(), MiniStore()
+    runner, store = build(), MemoryStore()
     expected, held = [], None
     for k, batch in enumerate(batches):
         expected += _continue(runner, [batch], store)
@@ -132,7 +114,7 @@ def test_a_log_past_its_byte_limit_is_compacted_into_a_snapshot(events):
     """A burst of long posts must not grow a log without bound: past ``log_max_bytes`` the runner
     snapshots instead of appending, whatever the batch count."""
     runner = OperatorRunner([build_operator("trends", SETTINGS)], snapshot_every=1000, log_max_bytes=4096)
-    store = MiniStore()
+    store = MemoryStore()
     batches = [events[at : at + 100] for at in range(0, 2000, 100)]
     _continue(runner, batches, store)
     assert store.hashes, "no snapshot was taken"
@@ -146,7 +128,7 @@ def test_a_runner_restored_from_snapshots_and_logs_continues_like_the_original(n
     uninterrupted runner publishes."""
     batches = [events[at : at + 200] for at in range(0, len(events), 200)]
     runner = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3)
-    store = MiniStore()
+    store = MemoryStore()
     crashes = {3: None, 8: None, 13: None}  # after these batches: what Redis holds then
     expected = []
     for k, batch in enumerate(batches):

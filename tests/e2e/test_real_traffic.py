@@ -232,7 +232,7 @@ def test_hostile_ids_never_collide_never_crash_and_every_endpoint_answers(
             quoted = urllib.parse.quote(community, safe="")
             for path, _ in API_ROUTES:
                 if path == "/api/events":
-                    continue  # a stream that never ends; covered by tests/test_api.py
+                    continue  # a stream that never ends; covered by tests/e2e/test_api.py
                 url = path.replace("{community}", quoted).replace(
                     "{member}", urllib.parse.quote("y:ann", safe="")
                 )

@@ -8,7 +8,6 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from schemas.events import EventDecoder, Post, Reaction, Rejection, Rsvp
 from streams.operators.base import Output
 from streams.operators.recommendations import MeetupRecommender, RecoConfig, RecoState, recs_key
 from streams.simulator import SimConfig, Simulator
+from tests.workers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_767_225_600_000
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -226,7 +225,7 @@ def simulated_events(n: int = 6000) -> list:
 
 
 def labeled_events() -> list:
-    from online_models.evaluate_matching import reco_stream
+    from streams.labelled.matching import reco_stream
 
     return reco_stream(seed=2, communities=2, days=6, members=80).events
 
@@ -258,7 +257,7 @@ def test_snapshot_mid_stream_then_continue_gives_identical_outputs(source, tag_w
 DIGEST = """
 import hashlib, orjson, sys
 sys.path.insert(0, {root!r})
-from online_models.evaluate_matching import reco_stream
+from streams.labelled.matching import reco_stream
 from streams.operators.recommendations import MeetupRecommender
 op, states, h = MeetupRecommender(), {{}}, hashlib.sha256()
 events = reco_stream(seed=4, communities=2, days=5, members=60).events
@@ -287,7 +286,7 @@ def test_outputs_do_not_depend_on_the_process_hash_seed():
 
 
 def test_beats_popularity_on_members_with_latent_interests():
-    from online_models.evaluate_matching import reco_stream, run_reco
+    from streams.labelled.matching import reco_stream, run_reco
 
     result = run_reco(reco_stream(seed=9, communities=1, days=12, members=150), RecoConfig())
     assert result["tests"] > 200

@@ -1,0 +1,56 @@
+"""Builders of Kafka records for the reference's own tests (unit and Redis-backed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tests.reference import Expected, Record, RefSettings, recompute
+
+NOW = 1_800_000_000_000
+"""The wall clock the tests pretend (2027-01-15), so ``max_future_seconds`` is deterministic."""
+
+S0 = 1_699_999_200
+"""2023-11-14T22:00:00Z, a multiple of 3600: the start of a one-hour window."""
+S1 = S0 + 3600
+"""2023-11-14T23:00:00Z: the next window's start."""
+MS0, MS1 = S0 * 1000, S1 * 1000
+
+BODIES: dict[str, dict[str, Any]] = {
+    "posts": {"post": "p1", "text": "hello"},
+    "reactions": {"post": "p1", "reaction": "like"},
+    "rsvps": {"meetup": "mt1", "status": "going"},
+}
+
+
+def ev(
+    topic: str,
+    offset: int,
+    id: str,
+    ts: int | str | float,
+    *,
+    community: str = "c1",
+    member: str = "m1",
+    partition: int = 0,
+    prefix: str = "",
+    **extra: Any,
+) -> Record:
+    """A record carrying a (by default valid) event of ``topic``; ``extra`` adds or overrides fields."""
+    body = {"id": id, "community": community, "member": member, "ts": ts, **BODIES[topic], **extra}
+    return Record(prefix + topic, partition, offset, community.encode(), orjson.dumps(body), {})
+
+
+def raw(topic: str, offset: int, value: bytes | None, *, partition: int = 0) -> Record:
+    """A record with an arbitrary value."""
+    return Record(topic, partition, offset, b"c1", value, {})
+
+
+def run(records: list[Record], **overrides: Any) -> Expected:
+    return recompute(records, RefSettings(**overrides), now_ms=NOW)
+
+
+def counts(exp: Expected, key: str) -> tuple[str, str, str]:
+    """(interactions, participants, posts) of an activity hash."""
+    h = exp.hashes[key]
+    return h["interactions"], h["participants"], h["posts"]  # type: ignore[return-value]

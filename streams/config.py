@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     api_idle_seconds: float = Field(
         15.0, gt=0, description="pulse serve: an idle keep-alive connection is closed after this long."
     )
+    match_ttl_seconds: int = Field(
+        14 * 86400, ge=60, description="Matching: a need or offer stays open this long (event time)."
+    )
+    match_top_k: int = Field(10, ge=1, le=100, description="Matching: candidates kept per open post.")
+    match_max_open_posts: int = Field(
+        1000, ge=10, description="Matching: open needs + offers kept per community (the oldest close beyond)."
+    )
+    reco_top_k: int = Field(5, ge=1, le=50, description="Recommendations: meetups kept per member.")
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 disables it.")
     metrics_communities: str = Field(
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."

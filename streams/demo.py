@@ -23,10 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streams import keys, queries
-from streams.cli import leaderboard_table, wide_console
 from streams.config import Settings
 from streams.engines.batch import BatchEngine
 from streams.publisher import Outgoing, Publisher
+from streams.render import leaderboard_table, wide_console
 from streams.simulator import DemoStory, SimConfig, Simulator, StoryEvent
 from streams.topics import ensure_topics
 

@@ -66,6 +66,7 @@ from typing import Any
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
 from schemas.events import Event, Post, Reaction
 from streams import keys
+from streams.config import Settings
 from streams.operators.base import Observation, OutgoingMessage, Output, RedisCommand
 
 __all__ = ["MatchConfig", "MatchMaker", "MatchState", "OpenPost", "matches_key"]
@@ -195,15 +196,13 @@ class MatchMaker:
         self.config = config or MatchConfig()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MatchMaker:
-        """Factory for the registry; reads ``match_ttl_seconds`` / ``match_top_k`` /
-        ``match_max_open_posts`` from the settings when they exist, else the defaults."""
-        base = MatchConfig()
+    def from_settings(cls, settings: Settings) -> MatchMaker:
+        """Factory for the registry: ``PULSE_MATCH_TTL_SECONDS``, ``_TOP_K``, ``_MAX_OPEN_POSTS``."""
         return cls(
             MatchConfig(
-                ttl_ms=int(getattr(settings, "match_ttl_seconds", base.ttl_ms // 1000)) * 1000,
-                k=int(getattr(settings, "match_top_k", base.k)),
-                max_open_posts=int(getattr(settings, "match_max_open_posts", base.max_open_posts)),
+                ttl_ms=settings.match_ttl_seconds * 1000,
+                k=settings.match_top_k,
+                max_open_posts=settings.match_max_open_posts,
             )
         )
 

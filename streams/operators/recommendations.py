@@ -49,6 +49,7 @@ from online_models.recommender import MeetupAffinity
 from online_models.text_features import normalize_tag
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
+from streams.config import Settings
 from streams.operators.base import Observation, Output, RedisCommand
 
 __all__ = ["MeetupInfo", "MeetupRecommender", "RecoConfig", "RecoState", "recs_key"]
@@ -151,9 +152,9 @@ class MeetupRecommender:
         self.config = config or RecoConfig()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MeetupRecommender:
-        """Factory for the registry (``reco_top_k`` from the settings when it exists)."""
-        return cls(RecoConfig(k=int(getattr(settings, "reco_top_k", RecoConfig().k))))
+    def from_settings(cls, settings: Settings) -> MeetupRecommender:
+        """Factory for the registry (``PULSE_RECO_TOP_K``)."""
+        return cls(RecoConfig(k=settings.reco_top_k))
 
     def new_state(self, community: str) -> RecoState:
         return RecoState(self.config)

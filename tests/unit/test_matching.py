@@ -116,15 +116,12 @@ def test_online_idf_is_bounded_and_forgets():
 # -- scorer --------------------------------------------------------------------------------------
 
 
-def test_from_settings_reads_optional_fields():
+def test_from_settings_reads_the_typed_knobs():
     from streams.config import Settings
 
     assert MatchMaker.from_settings(Settings(_env_file=None)).config == MatchConfig()
-
-    class Custom:
-        match_ttl_seconds, match_top_k, match_max_open_posts = 3600, 5, 100
-
-    assert MatchMaker.from_settings(Custom()).config == MatchConfig(ttl_ms=3_600_000, k=5, max_open_posts=100)
+    custom = Settings(_env_file=None, match_ttl_seconds=3600, match_top_k=5, match_max_open_posts=100)
+    assert MatchMaker.from_settings(custom).config == MatchConfig(ttl_ms=3_600_000, k=5, max_open_posts=100)
 
 
 def test_need_meets_offer_in_chinese_and_english_and_reasons_are_reported():

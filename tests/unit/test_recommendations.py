@@ -114,11 +114,7 @@ def test_from_settings_reads_optional_fields():
     from streams.config import Settings
 
     assert MeetupRecommender.from_settings(Settings(_env_file=None)).config == RecoConfig()
-
-    class Custom:
-        reco_top_k = 3
-
-    assert MeetupRecommender.from_settings(Custom()).config.k == 3
+    assert MeetupRecommender.from_settings(Settings(_env_file=None, reco_top_k=3)).config.k == 3
 
 
 def test_recommends_upcoming_unanswered_meetups_that_are_not_full():

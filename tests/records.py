@@ -54,3 +54,16 @@ def counts(exp: Expected, key: str) -> tuple[str, str, str]:
     """(interactions, participants, posts) of an activity hash."""
     h = exp.hashes[key]
     return h["interactions"], h["participants"], h["posts"]  # type: ignore[return-value]
+
+
+def scenario_records() -> tuple[list[Record], Expected]:
+    """Six records over two windows and communities, one invalid and one late, with their recompute."""
+    recs = [
+        ev("posts", 0, "a", MS0, member="m1"),
+        ev("reactions", 0, "b", MS0, member="m2"),
+        ev("rsvps", 0, "c", MS1, member="m1", community="c2"),
+        raw("posts", 1, b"{"),
+        ev("posts", 2, "d", MS1 + 400_000),
+        ev("posts", 3, "e", MS0),
+    ]
+    return recs, run(recs)

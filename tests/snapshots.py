@@ -14,17 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def outputs_in_another_process(
-    test_module: str, operator: str, states: dict, rest: list, tmp_path: Path, hash_seed: str
+    operator: str, states: dict, rest: list, tmp_path: Path, hash_seed: str
 ) -> Any:
-    """``test_module._outputs(operator(), states, rest, 500)`` run in a fresh interpreter."""
+    """``run_locally(operator(), rest, 500, states=states)``'s outputs, run in a fresh interpreter."""
     module, _, cls = operator.rpartition(".")
     (tmp_path / "in.pkl").write_bytes(pickle.dumps((states, rest), protocol=5))
     script = (
         "import pickle, sys\n"
         f"from {module} import {cls}\n"
-        f"from {test_module} import _outputs\n"
+        "from streams.operators.runner import run_locally\n"
         "states, rest = pickle.loads(open(sys.argv[1], 'rb').read())\n"
-        f"open(sys.argv[2], 'wb').write(pickle.dumps(_outputs({cls}(), states, rest, 500)))\n"
+        f"open(sys.argv[2], 'wb').write(pickle.dumps(run_locally({cls}(), rest, 500, states=states)[0]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
     subprocess.run(

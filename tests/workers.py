@@ -113,3 +113,34 @@ def wait_progress_changes(client: redis.Redis, timeout: float = 60) -> None:
     while applied(client) == before:
         assert time.monotonic() < deadline, "worker made no progress"
         time.sleep(0.002)
+
+
+def digests_under_hash_seeds(operator: str, stream: str, seeds: tuple[str, ...] = ("1", "2")) -> set[str]:
+    """A digest of everything ``operator`` (a ``module:Class`` expression) outputs on ``stream`` (a
+    ``module:call(...)`` expression whose ``.events`` or value is the event list), computed in a
+    fresh process per ``PYTHONHASHSEED``: one digest when no set or dict order leaks into outputs
+    (a restored state may continue in another process)."""
+    op_module, op_class = operator.split(":")
+    stream_module, stream_call = stream.split(":")
+    code = (
+        "import hashlib, orjson\n"
+        f"from {op_module} import {op_class}\n"
+        f"from {stream_module} import {stream_call.split('(')[0]}\n"
+        "from streams.operators.runner import run_locally\n"
+        f"events = {stream_call}\n"
+        "events = getattr(events, 'events', events)\n"
+        f"outputs, _ = run_locally({op_class}(), events, 50)\n"
+        "rows = [[o.commands, [m.value for m in o.messages]] for o in outputs]\n"
+        "print(hashlib.sha256(orjson.dumps(rows)).hexdigest())\n"
+    )
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.strip()
+        for seed in seeds
+    }

@@ -233,10 +233,15 @@ def iter_locally(
 
 
 def run_locally(
-    operator: StatefulOperator[Any], events: Sequence[Event], batch: int, snapshot_every_batch: bool = False
+    operator: StatefulOperator[Any],
+    events: Sequence[Event],
+    batch: int,
+    snapshot_every_batch: bool = False,
+    states: dict[str, Any] | None = None,
 ) -> tuple[list[Output], dict[str, Any]]:
-    """:func:`iter_locally` over batches of ``batch`` events; returns the outputs and final states."""
-    states: dict[str, Any] = {}
+    """:func:`iter_locally` over batches of ``batch`` events (continuing ``states`` when given,
+    in place); returns the outputs and the states."""
+    states = {} if states is None else states
     chunks = (events[at : at + batch] for at in range(0, len(events), batch))
     outputs = [out for _, out in iter_locally(operator, chunks, states, snapshot_every_batch)]
     return outputs, states

@@ -7,21 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.records import MS0, MS1, ev, raw, run
+from tests.records import MS0, ev, run, scenario_records
 from tests.reference import Expected, Record, assert_matches, read_redis
 
 
 @pytest.fixture
 def scenario() -> tuple[list[Record], Expected]:
-    recs = [
-        ev("posts", 0, "a", MS0, member="m1"),
-        ev("reactions", 0, "b", MS0, member="m2"),
-        ev("rsvps", 0, "c", MS1, member="m1", community="c2"),
-        raw("posts", 1, b"{"),
-        ev("posts", 2, "d", MS1 + 400_000),
-        ev("posts", 3, "e", MS0),
-    ]
-    return recs, run(recs)
+    return scenario_records()
 
 
 def _fill(client: Any, exp: Expected) -> None:

@@ -27,6 +27,7 @@ from schemas.events import Event, Post, Reaction, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
 from streams.operators.forecasts import DemandSupplyForecaster
+from streams.operators.runner import run_locally
 from tests.snapshots import outputs_in_another_process
 
 H = 3_600_000
@@ -349,16 +350,6 @@ def test_observations_once_per_batch_that_closed_a_window() -> None:
 
 
 # --- snapshots ----------------------------------------------------------------------------------------------
-def _outputs(op: DemandSupplyForecaster, states: dict, events: list[Event], batch: int) -> list[Output]:
-    outs = []
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
-        for ev in chunk:
-            states.setdefault(ev.community, op.new_state(ev.community))
-        outs.append(op.apply_batch(states, chunk))
-    return outs
-
-
 @pytest.fixture(scope="module")
 def stream() -> list[Event]:
     return synthetic_events(days=4, communities=3, seed=11)
@@ -366,22 +357,21 @@ def stream() -> list[Event]:
 
 def test_snapshot_mid_stream_continues_identically(stream: list[Event]) -> None:
     cut = len(stream) // 2 // 500 * 500
-    whole = _outputs(DemandSupplyForecaster(), {}, stream, 500)
+    whole = run_locally(DemandSupplyForecaster(), stream, 500, states={})[0]
     states: dict = {}
-    first = _outputs(DemandSupplyForecaster(), states, stream[:cut], 500)
+    first = run_locally(DemandSupplyForecaster(), stream[:cut], 500, states=states)[0]
     restored = pickle.loads(pickle.dumps(states, protocol=5))
-    second = _outputs(DemandSupplyForecaster(), restored, stream[cut:], 500)
+    second = run_locally(DemandSupplyForecaster(), stream[cut:], 500, states=restored)[0]
     assert first + second == whole
 
 
 def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Path) -> None:
     """Another worker (another hash seed) continues from the snapshot with the same outputs."""
     cut = len(stream) // 2 // 500 * 500
-    whole = _outputs(DemandSupplyForecaster(), {}, stream, 500)
+    whole = run_locally(DemandSupplyForecaster(), stream, 500, states={})[0]
     states: dict = {}
-    _outputs(DemandSupplyForecaster(), states, stream[:cut], 500)
+    run_locally(DemandSupplyForecaster(), stream[:cut], 500, states=states)[0]
     rest = outputs_in_another_process(
-        "tests.unit.test_forecasts",
         "streams.operators.forecasts.DemandSupplyForecaster",
         states,
         stream[cut:],

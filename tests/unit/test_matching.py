@@ -4,10 +4,7 @@ commands, closing (resolved, expired, evicted) and the snapshot contract."""
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import subprocess
-import sys
 
 import orjson
 import pytest
@@ -20,7 +17,7 @@ from streams import keys
 from streams.operators.base import Output
 from streams.operators.matching import MatchConfig, MatchMaker, MatchState, matches_key
 from streams.simulator import SimConfig, Simulator
-from tests.workers import ROOT
+from tests.workers import digests_under_hash_seeds
 
 T0 = 1_767_225_600_000
 MIN = 60_000
@@ -484,36 +481,12 @@ def test_snapshots_stay_compact():
         assert len(pickle.dumps(state, protocol=5)) < 2048 * len(state.posts) + 64 * 1024
 
 
-DIGEST = """
-import hashlib, orjson, sys
-sys.path.insert(0, {root!r})
-from streams.labelled.matching import match_stream
-from streams.operators.matching import MatchMaker
-op, states, h = MatchMaker(), {{}}, hashlib.sha256()
-events = match_stream(seed=4, communities=2, days=5).events
-for at in range(0, len(events), 50):
-    for ev in events[at:at + 50]:
-        if ev.community not in states:
-            states[ev.community] = op.new_state(ev.community)
-    out = op.apply_batch(states, events[at:at + 50])
-    h.update(orjson.dumps([out.commands, [m.value for m in out.messages]]))
-print(h.hexdigest())
-"""
-
-
 def test_outputs_do_not_depend_on_the_process_hash_seed():
-    """A restored state may continue in another process: set and dict orders must not leak into floats."""
-    digests = set()
-    for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run(
-            [sys.executable, "-c", DIGEST.format(root=str(ROOT))],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        digests.add(result.stdout.strip())
+    """A restored state may continue in another process: set and dict orders must not leak into outputs."""
+    digests = digests_under_hash_seeds(
+        "streams.operators.matching:MatchMaker",
+        "streams.labelled.matching:match_stream(seed=4, communities=2, days=5)",
+    )
     assert len(digests) == 1, digests
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.records import BODIES, MS0, MS1, NOW, S0, S1, counts, ev, raw, run  # noqa: F401
+from tests.records import BODIES, MS0, MS1, NOW, S0, S1, counts, ev, raw, run, scenario_records  # noqa: F401
 from tests.reference import (
     Expected,
     Record,
@@ -505,15 +505,7 @@ def _dl(src: Record, reason: str, offset: int) -> Record:
 
 @pytest.fixture
 def scenario() -> tuple[list[Record], Expected]:
-    recs = [
-        ev("posts", 0, "a", MS0, member="m1"),
-        ev("reactions", 0, "b", MS0, member="m2"),
-        ev("rsvps", 0, "c", MS1, member="m1", community="c2"),
-        raw("posts", 1, b"{"),
-        ev("posts", 2, "d", MS1 + 400_000),
-        ev("posts", 3, "e", MS0),
-    ]
-    return recs, run(recs)
+    return scenario_records()
 
 
 def test_dead_letters_from(scenario: tuple[list[Record], Expected]) -> None:

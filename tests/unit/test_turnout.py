@@ -14,6 +14,7 @@ from online_models.turnout import AttendanceModel, BaseRate, MemberStats, logit
 from schemas.events import Event, Post, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
+from streams.operators.runner import run_locally
 from streams.operators.turnout import TurnoutPredictor
 from tests.snapshots import outputs_in_another_process
 
@@ -255,16 +256,6 @@ def test_a_meetup_without_a_start_is_dropped_when_stale() -> None:
 
 
 # --- snapshots ------------------------------------------------------------------------------------------
-def _outputs(op: TurnoutPredictor, states: dict, events: Sequence[Event], batch: int) -> list[Output]:
-    outs = []
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
-        for ev in chunk:
-            states.setdefault(ev.community, op.new_state(ev.community))
-        outs.append(op.apply_batch(states, chunk))
-    return outs
-
-
 @pytest.fixture(scope="module")
 def stream() -> list[Event]:
     return synthetic_events(days=10, communities=2, seed=5)
@@ -272,23 +263,22 @@ def stream() -> list[Event]:
 
 def test_snapshot_mid_stream_continues_identically(stream: list[Event]) -> None:
     cut = len(stream) // 2 // 500 * 500
-    whole = _outputs(TurnoutPredictor(), {}, stream, 500)
+    whole = run_locally(TurnoutPredictor(), stream, 500, states={})[0]
     assert sum(len(o.observations) for o in whole) > 0  # outcomes were learned in both halves
     states: dict = {}
-    first = _outputs(TurnoutPredictor(), states, stream[:cut], 500)
+    first = run_locally(TurnoutPredictor(), stream[:cut], 500, states=states)[0]
     restored = pickle.loads(pickle.dumps(states, protocol=5))
-    second = _outputs(TurnoutPredictor(), restored, stream[cut:], 500)
+    second = run_locally(TurnoutPredictor(), stream[cut:], 500, states=restored)[0]
     assert first + second == whole
 
 
 def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Path) -> None:
     """Another worker (another hash seed: set iteration order differs) continues identically."""
     cut = len(stream) // 2 // 500 * 500
-    whole = _outputs(TurnoutPredictor(), {}, stream, 500)
+    whole = run_locally(TurnoutPredictor(), stream, 500, states={})[0]
     states: dict = {}
-    _outputs(TurnoutPredictor(), states, stream[:cut], 500)
+    run_locally(TurnoutPredictor(), stream[:cut], 500, states=states)[0]
     rest = outputs_in_another_process(
-        "tests.unit.test_turnout",
         "streams.operators.turnout.TurnoutPredictor",
         states,
         stream[cut:],

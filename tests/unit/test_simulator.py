@@ -273,15 +273,6 @@ def test_batches_concatenate_to_the_stream() -> None:
     assert [m for b in batches for m in b] == list(sim.messages())
 
 
-def test_generation_speed() -> None:
-    """Prints valid events per CPU-second (not asserted: shared CI machines vary a lot)."""
-    sim = Simulator(config(events=200_000, dup_rate=0.01))
-    t0 = time.process_time()
-    count = sum(1 for m in sim.messages() if m.label is None)
-    elapsed = time.process_time() - t0
-    print(f"\nsimulator: {count / elapsed:,.0f} valid events/s ({count} in {elapsed:.2f} s CPU)")
-
-
 class _AtmosphereDrop:
     """A scenario as later issues will write them: from ``at_ms`` on, one community turns sour."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import pickle
 import random
-import time
 from typing import Any
 
 import orjson
@@ -82,27 +81,10 @@ def test_tags_come_first_normalised_and_merge_with_terms():
 
 def test_long_texts_are_bounded_and_the_cache_changes_nothing():
     long = "kubernetes operators " * 2000 + " 区块链"
-    start = time.perf_counter()
-    terms = text_terms(long)
-    assert time.perf_counter() - start < 0.5
-    assert "区块链" not in terms  # beyond MAX_CHARS: not read
+    assert "区块链" not in text_terms(long)  # beyond MAX_CHARS: not read (its cost is in pulse bench)
     short = "Rust 和 Go 哪个更适合写后端服务？"
     trends.cache_clear()
     assert text_terms(short) == text_terms(short) == trends._text_terms(short)
-
-
-def test_extraction_cost_per_post():
-    """Measured, not just asserted loosely: the numbers are in the evaluation report."""
-    rng = random.Random(1)
-    en = [f"Looking for a {rng.choice(['React', 'Rust', 'Go'])} dev in Berlin, post {i}" for i in range(300)]
-    zh = [f"有人在杭州做{rng.choice(['大模型', '跨境电商', '小程序'])}创业吗？第{i}次问" for i in range(300)]
-    trends._jieba_cut()
-    for texts in (en, zh):
-        trends.cache_clear()
-        start = time.perf_counter()
-        for text in texts:
-            topics_of(text, ())
-        assert (time.perf_counter() - start) / len(texts) < 1e-3  # < 1 ms a post, uncached
 
 
 # --- scorer and forecaster on synthetic series ------------------------------------------------

@@ -14,15 +14,15 @@ older events.
 
 A topic-partition stops holding the others back when it is *caught up* (the engine saw its end:
 the batch engine compares its position with the fetch's high watermark, because the embedded
-broker never lets librdkafka's ``PARTITION_EOF`` fire).  An engine that cannot see partition
-ends (Faust) relies instead on ``idle_ms``: a partition that brought nothing for that long
-holds nobody back.  One that can (:meth:`EventTimeAligner.expect_ends`) waits for the end
-however long the consumer takes to get there — in a backlog, librdkafka may hand out minutes of one partition before the next, and a
-wall-clock timeout would then release the leading topic early — and keeps the leading
-partition from being fetched meanwhile (``pause``, see :meth:`held_of`).  A task never holds
-more than ``max_held`` messages: beyond that it releases in arrival order, so memory stays
-bounded whatever happens.  Without a clock (``now=None``) nothing is held: tests and replays that
-call the pipeline with a whole stream get it back merged in time order.
+broker never lets librdkafka's ``PARTITION_EOF`` fire). An engine that cannot see partition ends
+(Faust) relies instead on ``idle_ms``: a partition that brought nothing for that long holds
+nobody back. One that can (:meth:`EventTimeAligner.expect_ends`) waits for the end however long
+the consumer takes to get there — in a backlog, librdkafka may hand out minutes of one partition
+before the next, and a wall-clock timeout would then release the leading topic early — and keeps
+the leading partition from being fetched meanwhile (``pause``, see :meth:`held_of`). A task
+never holds more than ``max_held`` messages: beyond that it releases in arrival order, so memory
+stays bounded whatever happens. Without a clock (``now=None``) nothing is held: tests and
+replays that call the pipeline with a whole stream get it back merged in time order.
 
 Held messages are not applied and their offsets are not stored, so a crash loses nothing: the
 worker re-reads them from Kafka.

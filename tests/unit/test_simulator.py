@@ -13,18 +13,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from schemas.events import Event, EventDecoder, Post, Reaction, Rejection, Rsvp
-from streams.simulator import (
-    EDGE_TEXTS,
-    MALFORMED_KINDS,
-    NEG,
-    NEU,
-    POS,
-    POST,
-    Phrasebank,
-    SimConfig,
-    SimMessage,
-    Simulator,
-)
+from streams.simulator import MALFORMED_KINDS, POST, Phrasebank, SimConfig, SimMessage, Simulator
+from streams.simulator.phrases import EDGE_TEXTS, NEG, NEU, POS
 
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z: fixed, so the streams are comparable across runs
 SPAN_MS = 6 * 3_600_000

@@ -64,9 +64,17 @@ def with_idle_ttl(commands: list[RedisCommand], ttl: int) -> list[RedisCommand]:
     return commands + [["EXPIRE", key, ttl] for key in written if key not in own]
 
 
+_EXACT = 2**53
+
+
 def _finite_args(commands: list[RedisCommand]) -> list[RedisCommand]:
     """Floats as Python's shortest repr (cjson would hand Lua a double that redis.call prints with
-    17 digits: 0.3733 stored as 0.37330000000000002); no NaN, no infinity, no None."""
+    17 digits: 0.3733 stored as 0.37330000000000002), integers beyond 2**53 as text; no NaN, no
+    infinity, no None.
+
+    >>> _finite_args([["HSET", "k", "a", 0.3733, "b", 2**60, "c", 7]])
+    [['HSET', 'k', 'a', '0.3733', 'b', '1152921504606846976', 'c', 7]]
+    """
     out = []
     for cmd in commands:
         row = []
@@ -75,6 +83,8 @@ def _finite_args(commands: list[RedisCommand]) -> list[RedisCommand]:
                 if not math.isfinite(a):
                     raise ValueError(f"non-finite number in {cmd[0]} {cmd[1]}: {a}")
                 a = repr(a)
+            elif a.__class__ is int and not -_EXACT <= a <= _EXACT:
+                a = str(a)  # cjson reads JSON numbers as doubles: beyond 2**53 they would change
             elif a is None:
                 raise ValueError(f"None in {cmd[0]} {cmd[1]}")
             row.append(a)

@@ -8,7 +8,6 @@ read back from Redis, then prints the final standings and a summary, and stops w
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import socket
 import threading
@@ -25,10 +24,10 @@ from rich.table import Table
 from streams import keys, queries
 from streams.config import Settings
 from streams.engines.batch import BatchEngine
+from streams.engines.local import worker_in_thread
 from streams.publisher import Outgoing, Publisher
 from streams.render import leaderboard_table, wide_console
 from streams.simulator import DemoStory, SimConfig, Simulator, StoryEvent
-from streams.topics import ensure_topics
 
 DEMO_SPAN_SECONDS = 36 * 3600
 """Event time the demo's stream covers: past the day the trend and drop detectors learn levels from."""
@@ -236,10 +235,24 @@ def _run(
     console.print(
         f"[bold]Pulse demo[/] · Kafka {settings.kafka_bootstrap} · Redis {settings.redis_url_redacted()}"
     )
-    ensure_topics(settings)
-    engine = BatchEngine(settings)
-    worker = threading.Thread(target=engine.run, name="pulse-worker", daemon=True)
-    worker.start()
+    with worker_in_thread(settings) as (engine, worker):
+        shown = (events, rate, communities, members, console, refresh_seconds, t0)
+        return _show(settings, engine, worker, *shown)
+
+
+def _show(
+    settings: Settings,
+    engine: BatchEngine,
+    worker: threading.Thread,
+    events: int,
+    rate: float,
+    communities: int,
+    members: int,
+    console: Console,
+    refresh_seconds: float,
+    t0: float,
+) -> dict[str, Any]:
+    """Publish the story's stream while showing the live board; then every table of what was caught."""
     story = DemoStory(drop_at=0.85, surge_at=0.8)
     sim = Simulator(
         SimConfig(
@@ -300,7 +313,7 @@ def _run(
             if not worker.is_alive():
                 raise RuntimeError("the worker stopped unexpectedly; see the log above")
             time.sleep(refresh_seconds)
-    engine.stop()
+    engine.stop()  # everything is applied: the tables below read a still Redis
     worker.join(timeout=30)
     elapsed = time.perf_counter() - t0
     start = queries.current_window(client, settings.window_seconds)
@@ -322,6 +335,4 @@ def _run(
         f" {totals['applied']} applied,"
         f" {totals['duplicates']} duplicates skipped, {totals['dead_letters']} dead-lettered."
     )
-    del engine, publisher, worker
-    gc.collect()  # destroy the Kafka clients (callbacks make cycles) before their broker stops
     return summary

@@ -18,7 +18,6 @@ through the broker and the worker's batch timeout.
 from __future__ import annotations
 
 import contextlib
-import gc
 import tempfile
 import threading
 import time
@@ -36,7 +35,6 @@ from schemas.events import Event, Post, Reaction
 from streams.config import Settings
 from streams.publisher import Outgoing, TrackingPublisher
 from streams.queries import applied_offsets
-from streams.topics import ensure_topics
 
 Checkpoint = Callable[[redis.Redis, int], None]
 """``on_checkpoint(client, until_ms)``: every event with ``ts < until_ms`` has been applied."""
@@ -137,7 +135,7 @@ def pipeline_run(
     into a platform's Redis.
     """
     from infra.local_services import EmbeddedBroker, EmbeddedRedis
-    from streams.engines.batch import BatchEngine
+    from streams.engines.local import worker_in_thread
 
     ordered = sorted(events, key=lambda e: e.ts)
     with tempfile.TemporaryDirectory(prefix="pulse-evaluate-") as workdir:
@@ -154,44 +152,49 @@ def pipeline_run(
             **overrides,
         )
         client = redis.Redis.from_url(settings.redis_url)
-        engine: BatchEngine | None = None
-        worker: threading.Thread | None = None
         publisher = TrackingPublisher(settings)
         try:
-            ensure_topics(settings)
-            engine = BatchEngine(settings)
-            worker = threading.Thread(target=engine.run, name="pulse-evaluate-worker", daemon=True)
-            worker.start()
-            run = PipelineRun(settings, client)
-            started = time.perf_counter()
-            slices = _slices(ordered, checkpoint_ms)
-            with Progress(
-                TextColumn(f"[bold]through the pipeline[/] ({operators})"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(label),
-                TimeElapsedColumn(),
-                transient=True,
-            ) as progress:
-                task = progress.add_task("publish", total=len(ordered))
-                for until, chunk in slices:
-                    publisher.publish(encode(ev) for ev in chunk)
-                    _wait_applied(client, publisher, worker)
-                    progress.advance(task, len(chunk))
-                    if on_checkpoint is not None:
-                        on_checkpoint(client, until)
-            run.events, run.seconds = len(ordered), time.perf_counter() - started
-            yield run
+            with worker_in_thread(settings, "pulse-evaluate-worker") as (_, worker):
+                run = PipelineRun(settings, client)
+                yield from _publish_and_wait(
+                    ordered, operators, label, checkpoint_ms, on_checkpoint, publisher, run, worker
+                )
         finally:
             publisher.close()
-            if engine is not None and worker is not None:
-                engine.stop()
-                worker.join(timeout=30)
-            del engine
-            gc.collect()  # destroy the Kafka clients (callbacks make cycles) before their broker stops
             client.close()
             redis_server.stop()
             broker.stop()
+
+
+def _publish_and_wait(
+    ordered: list[Event],
+    operators: str,
+    label: str,
+    checkpoint_ms: int | None,
+    on_checkpoint: Checkpoint | None,
+    publisher: TrackingPublisher,
+    run: PipelineRun,
+    worker: threading.Thread,
+) -> Iterator[PipelineRun]:
+    """Publish slice by slice, each applied before the next (and checkpointed); yield the run."""
+    started = time.perf_counter()
+    with Progress(
+        TextColumn(f"[bold]through the pipeline[/] ({operators})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(label),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("publish", total=len(ordered))
+        for until, chunk in _slices(ordered, checkpoint_ms):
+            publisher.publish(encode(ev) for ev in chunk)
+            _wait_applied(run.client, publisher, worker)
+            progress.advance(task, len(chunk))
+            if on_checkpoint is not None:
+                on_checkpoint(run.client, until)
+    run.events, run.seconds = len(ordered), time.perf_counter() - started
+    yield run
 
 
 def _slices(events: Sequence[Event], step_ms: int | None) -> Iterator[tuple[int, Sequence[Event]]]:

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     metrics_communities: str = Field(
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
     )
+    # --- text stage (issue 18) ---
+    text_max_chars: int = Field(
+        1500,
+        ge=100,
+        description="Characters of a post the text stage analyses (language, topics, terms, sentiment): "
+        "the longest valid post then costs about 1 ms.",
+    )
 
     def topic(self, name: str) -> str:
         """The full topic name for a logical name (``posts`` → ``{prefix}posts``)."""

@@ -65,7 +65,7 @@ class BatchApplier:
         self.producer = producer
         self.pipeline = Pipeline(settings)
         self.progress: dict[TopicPartition, PartitionProgress] = {}
-        self.operators = OperatorRunner(build_operators(settings))
+        self.operators = OperatorRunner(build_operators(settings), text_max_chars=settings.text_max_chars)
         self.gauges = metrics.CommunityGauges(settings.metrics_communities)
         self.dead_letter_topic = settings.dead_letter_topic
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag

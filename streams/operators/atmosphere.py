@@ -54,7 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from online_models.sentiment import sentiment
+from online_models.text_stage import analysis_of
 from schemas.events import Event, Post, Reaction
 from streams.config import Settings
 from streams.operators.base import Observation, Output
@@ -401,7 +401,7 @@ class AtmosphereIndex:
         self._activity(st, ts, out)
         cls = ev.__class__
         if cls is Post:
-            x = sentiment(ev.text)  # type: ignore[union-attr]
+            x = analysis_of(ev).sentiment
             channel = 0
             st.posts += 1
         elif cls is Reaction:

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
+from online_models.text_stage import analysis_of
 from schemas.events import Event, Post, Reaction
 from streams.operators.base import Observation, OutgoingMessage, Output, RedisCommand
 
@@ -266,7 +267,10 @@ class MatchMaker:
                 target.repliers += (ev.member,)
         if ev.kind in OTHER_SIDE:  # only needs and offers are matched: the rest skips text work
             tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
-            terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
+            if cfg.chinese == "bigram" and cfg.glossary:  # the text stage's terms: computed once per post
+                terms = list(analysis_of(ev).terms)
+            else:
+                terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
             tag_keys = [f"#{t}" for t in tags]
             state.idf.learn_one(tag_keys + terms)
             previous: dict[str, float] = {}

@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
+from online_models.text_stage import TEXT_MAX_CHARS, annotate
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams.operators.base import Output, RedisCommand, StatefulOperator
 
@@ -72,7 +73,7 @@ def _blob(value: Any) -> str:
 
 
 _EVENT_CLASSES: tuple[type[Post], type[Reaction], type[Rsvp]] = (Post, Reaction, Rsvp)
-_EVENT_FIELDS = {cls: attrgetter(*cls.__slots__) for cls in _EVENT_CLASSES}
+_EVENT_FIELDS = {cls: attrgetter(*(f for f in cls.__slots__ if f != "analysis")) for cls in _EVENT_CLASSES}
 _EVENT_CODES = {cls: code for code, cls in enumerate(_EVENT_CLASSES)}
 
 
@@ -96,8 +97,10 @@ class OperatorRunner:
         operators: Sequence[StatefulOperator[Any]],
         max_states: int = 20_000,
         snapshot_every: int = SNAPSHOT_EVERY,
+        text_max_chars: int = TEXT_MAX_CHARS,
     ) -> None:
         self.operators = list(operators)
+        self.text_max_chars = text_max_chars
         self.max_states = max_states
         self.snapshot_every = snapshot_every
         self.states: dict[str, OrderedDict[str, Any]] = {op.name: OrderedDict() for op in self.operators}
@@ -133,7 +136,9 @@ class OperatorRunner:
             state = op.new_state(community) if blob is None else _unblob(blob)
             entries = (logs or {}).get(community, [])
             for entry in entries:
-                op.apply_batch({community: state}, _unblob_events(entry))  # outputs are already in Redis
+                replayed = _unblob_events(entry)
+                annotate(replayed, self.text_max_chars)  # the analysis is recomputed, not logged
+                op.apply_batch({community: state}, replayed)  # outputs are already in Redis
             states[community] = state
             self.logged[name][community] = len(entries)
 
@@ -147,6 +152,7 @@ class OperatorRunner:
         persist: list[RedisCommand] = []
         if not events:
             return output, persist
+        annotate(events, self.text_max_chars)  # the text stage: once per post, shared by all operators
         by_community: dict[str, list[Event]] = {}
         for ev in events:
             by_community.setdefault(ev.community, []).append(ev)

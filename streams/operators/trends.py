@@ -1,6 +1,6 @@
 """Hot topics per community: mention counts, an online forecast of the next window, surges.
 
-A post's topics are its tags plus the key terms of its text (:func:`online_models.trends.topics_of`,
+A post's topics are its tags plus the topics the text stage found (:mod:`online_models.text_stage`,
 English and Chinese).  Each topic counts its mentions in ``buckets_per_window`` sub-window
 buckets (10 min at the default hour) over the last two windows, so "the last hour" slides
 every bucket instead of jumping at the hour, and a topic that takes off shows within minutes.
@@ -54,7 +54,7 @@ to ~100 bytes; measured snapshots: ~30 KB for a community of 40 posts an hour, �
 ...     Post("e1", "c1", "ann", t0, "p1", "Fine-tuning Qwen on our GPUs", "post", ("AI",), None),
 ...     Post("e2", "c1", "bob", t0 + 60_000, "p2", "周六的大模型聚会有人去吗？", "post", ("ai",), None)])
 >>> zadd = out.commands[0]; zadd[:4], sorted(zadd[5::2])
-(['ZADD', 'pulse:trends:c1', '1.0296', 'ai'], ['fine-tuning', 'gpus', 'qwen', '周六', '大模型', '聚会'])
+(['ZADD', 'pulse:trends:c1', '1.0296', 'ai'], ['fine tuning', 'gpu', 'qwen', '大模型', '聚会'])
 >>> h = out.commands[2]; h[:2], dict(zip(h[2::2], h[3::2]))["count"]
 (['HSET', 'pulse:trends:c1:ai'], 2)
 """
@@ -69,7 +69,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from online_models.trends import TopicForecaster, poisson_sf, topic_features, topics_of, trend_score
+from online_models.text_stage import analysis_of, topics_with_tags
+from online_models.trends import TopicForecaster, poisson_sf, topic_features, trend_score
 from schemas.events import Event, Post, Reaction
 from streams.operators.base import Observation, Output, RedisCommand
 
@@ -242,7 +243,7 @@ class TrendingTopics:
             parent = st.recent_posts.get(ev.reply_to)
             if parent:
                 self._engage(st, parent, ev.member, 2)
-        topics = topics_of(ev.text, ev.tags, self.max_topics_per_post)
+        topics = topics_with_tags(analysis_of(ev), ev.tags, self.max_topics_per_post)
         if not topics:
             return
         st.activity[age] += len(topics)

@@ -281,7 +281,7 @@ def bench(**kwargs: Any) -> None:
 
 @main.command()
 @click.argument("texts", nargs=-1)
-@click.option("--max-chars", type=int, default=None, help="Characters analysed (default: PULSE_TEXT_MAX_CHARS).")
+@click.option("--max-chars", type=int, default=None, help="Characters analysed (PULSE_TEXT_MAX_CHARS).")
 def analyze(texts: tuple[str, ...], max_chars: int | None) -> None:
     """What the text stage sees in each text: one JSON object per line (language, topics, terms,
     sentiment).  TEXTS as arguments, or one per line on stdin."""

@@ -287,7 +287,7 @@ def analyze(texts: tuple[str, ...], max_chars: int | None) -> None:
     sentiment).  TEXTS as arguments, or one per line on stdin."""
     from online_models.text_stage import analyze as run
 
-    limit = max_chars if max_chars is not None else Settings().text_max_chars
+    limit = max_chars if max_chars is not None else make_settings({}).text_max_chars
     lines = texts or (line.rstrip("\r\n") for line in click.get_text_stream("stdin"))
     out = click.get_binary_stream("stdout")
     for text in lines:

@@ -74,9 +74,10 @@ __all__ = [
     "zipf",
 ]
 
-TEXT_MAX_CHARS = 1500
-"""Characters of a post analysed (default of ``PULSE_TEXT_MAX_CHARS``): the longest valid post
-(10,000 characters) then costs ≤ ~1 ms; what a post is about is said early."""
+TEXT_MAX_CHARS = 500
+"""Characters of a post analysed (default of ``PULSE_TEXT_MAX_CHARS``): a typical post (≤ 300
+characters) whole, and the longest valid one (10,000) in ≤ ~1 ms; what a post is about is said
+early (measured: ``python -m online_models.bench_text_stage``)."""
 CACHE_TEXT_CHARS = 280
 CACHE_SIZE = 32_768
 MAX_TOPICS = 16
@@ -236,6 +237,8 @@ _NOISE = re.compile(
     r"|转发微博|轉發微博|repost",
     re.IGNORECASE,
 )
+_MAY_BE_NOISE = re.compile(r"@|//|www\.|\[|转|轉|repost", re.IGNORECASE)
+"""Cheap pre-check: most posts have none of these, and :data:`_NOISE` is the slow pattern."""
 _HASHTAG_ZH = re.compile(r"#([^#\s]{1,20}?)#")  # Weibo topics: #话题#
 _EN_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\sA-Za-z0-9]")
 """Words that start with a letter (tech names whole: ``next.js``, ``c++``, ``gpt-4o``); any other
@@ -288,7 +291,9 @@ def _fold_plural(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def _en_word_topic(raw: str) -> str | None:
+    """The topic a word is on its own, or None (cached: a pure function of the word)."""
     low = raw.lower()
     if "'" in low or "’" in low:
         if low.endswith(("'s", "’s")):
@@ -362,19 +367,26 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
         i += 1
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _zh_run_topics(run: str) -> tuple[str, ...]:
+    """Topic words of one run of Han characters (cached: short runs repeat a lot)."""
+    return tuple(
+        sys.intern(word)
+        for word, pos in _jieba().tag(run)
+        if len(word) >= 2 and pos in _ZH_TOPIC_POS and word not in STOP_TOPICS_ZH
+    )
+
+
 def _chinese_topics(text: str, out: dict[str, None]) -> None:
-    for tag in _HASHTAG_ZH.findall(text):
-        tag = tag.strip()
-        if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag):
-            out[sys.intern(tag)] = None
-    text = _HASHTAG_ZH.sub(" ", text)
-    tag = _jieba().tag
+    if "#" in text:
+        for tag in _HASHTAG_ZH.findall(text):
+            tag = tag.strip()
+            if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag):
+                out[sys.intern(tag)] = None
+        text = _HASHTAG_ZH.sub(" ", text)
     for run in _HAN_RUN.findall(text):
-        if len(run) < 2:
-            continue
-        for word, pos in tag(run):
-            if len(word) >= 2 and pos in _ZH_TOPIC_POS and word not in STOP_TOPICS_ZH:
-                out[sys.intern(word)] = None
+        if len(run) >= 2:
+            out.update(dict.fromkeys(_zh_run_topics(run)))
 
 
 def tag_topic(tag: str) -> str:
@@ -397,19 +409,30 @@ def tag_topic(tag: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _terms(text: str) -> tuple[str, ...]:
+    return tuple(extract_terms(text))
+
+
 @dataclass(frozen=True, slots=True)
 class TextAnalysis:
-    """What the text stage sees in a post (immutable; pickles as a small tuple of strings).
+    """What the text stage sees in a post (immutable).
 
     ``lang``: ``en``, ``zh``, ``mixed`` (both scripts carry ≥ 20 % of the words) or ``""`` (no
-    letters); ``terms``: the matcher's content terms (:func:`~online_models.text_features.extract_terms`);
-    ``topics``: hot-topic candidates (lower case, product names unstemmed); ``sentiment`` in [-1, 1].
+    letters); ``topics``: hot-topic candidates (lower case, product names unstemmed);
+    ``sentiment`` in [-1, 1]; ``text``: the prefix analysed.  :attr:`terms` (the matcher's
+    content terms, :func:`~online_models.text_features.extract_terms`) are computed on first
+    use: only needs and offers are matched, so most posts never pay for them.
     """
 
     lang: str
-    terms: tuple[str, ...]
     topics: tuple[str, ...]
     sentiment: float
+    text: str
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return _terms(self.text) if len(self.text) <= CACHE_TEXT_CHARS else tuple(extract_terms(self.text))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -420,7 +443,7 @@ class TextAnalysis:
         }
 
 
-EMPTY = TextAnalysis("", (), (), 0.0)
+EMPTY = TextAnalysis("", (), 0.0, "")
 
 
 def _language(text: str) -> str:
@@ -438,8 +461,9 @@ def _language(text: str) -> str:
 def _analyze(text: str) -> TextAnalysis:
     if not text or text.isspace():
         return EMPTY
-    norm = unicodedata.normalize("NFKC", text) if not text.isascii() else text
-    clean = _NOISE.sub(" ", norm)
+    clean = unicodedata.normalize("NFKC", text) if not text.isascii() else text
+    if _MAY_BE_NOISE.search(clean) is not None:
+        clean = _NOISE.sub(" ", clean)
     topics: dict[str, None] = {}
     if _HAN_RUN.search(clean) is None:
         _english_topics(clean, topics)
@@ -447,10 +471,7 @@ def _analyze(text: str) -> TextAnalysis:
         _chinese_topics(clean, topics)
         _english_topics(_HAN_RUN.sub(" ", clean), topics)
     return TextAnalysis(
-        lang=_language(clean),
-        terms=tuple(extract_terms(text)),
-        topics=tuple(topics)[:MAX_TOPICS],
-        sentiment=_sentiment(text),
+        lang=_language(clean), topics=tuple(topics)[:MAX_TOPICS], sentiment=_sentiment(text), text=text
     )
 
 
@@ -467,8 +488,9 @@ def analyze(text: str, max_chars: int = TEXT_MAX_CHARS) -> TextAnalysis:
 
 
 def cache_clear() -> None:
-    """Forget cached texts (benchmarks measure the uncached cost)."""
-    _cached.cache_clear()
+    """Forget cached texts, words and runs (benchmarks measure the uncached cost)."""
+    for cache in (_cached, _terms, _en_word_topic, _zh_run_topics):
+        cache.cache_clear()
 
 
 def annotate(events: Iterable[Any], max_chars: int = TEXT_MAX_CHARS) -> None:

@@ -100,10 +100,10 @@ class Settings(BaseSettings):
     )
     # --- text stage (issue 18) ---
     text_max_chars: int = Field(
-        1500,
+        500,
         ge=100,
         description="Characters of a post the text stage analyses (language, topics, terms, sentiment): "
-        "the longest valid post then costs about 1 ms.",
+        "a typical post whole; the longest valid post (10,000) then costs about 1 ms.",
     )
 
     def topic(self, name: str) -> str:

@@ -1,0 +1,74 @@
+"""Cost of the text stage per post, uncached: real short posts and the longest valid post.
+
+``python -m online_models.bench_text_stage`` prints µs per post for Hacker News titles, Weibo
+posts (``data/real``), mixed-script posts built from both, and 10,000-character posts (the
+schema's longest) in English, Chinese and mixed text, analysed up to ``TEXT_MAX_CHARS``.
+Targets (issue 18): ≤ 30 µs for a typical post (≤ 300 characters), ≤ 1 ms for the longest.
+Each figure is the median of ``--repeat`` passes over the set, in CPU time of this process (the
+machine is shared), with every cache (texts, words, Chinese runs) cleared before each pass: a
+text is analysed in full, its words are looked up once per pass, as in a worker's steady state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from online_models import text_stage
+
+REAL = Path(__file__).parent / "data" / "real"
+
+
+def _titles() -> list[str]:
+    with (REAL / "hn_titles_2016.csv").open(encoding="utf-8") as f:
+        return [row["title"] for row in csv.DictReader(f)]
+
+
+def _weibo() -> list[str]:
+    with (REAL / "weibo_senti_eval.csv").open(encoding="utf-8") as f:
+        return [row["review"] for row in csv.DictReader(f)]
+
+
+def per_post_us(texts: Sequence[str], repeat: int, max_chars: int = text_stage.TEXT_MAX_CHARS) -> float:
+    """Median over ``repeat`` passes of the mean µs per text, cache cleared before each pass."""
+    runs = []
+    for _ in range(repeat):
+        text_stage.cache_clear()
+        t0 = time.process_time()
+        for text in texts:
+            text_stage.analyze(text, max_chars)
+        runs.append((time.process_time() - t0) / len(texts) * 1e6)
+    return statistics.median(runs)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    text_stage.warm_up()
+    hn, weibo = _titles(), _weibo()
+    mixed = [f"{a} {b}" for a, b in zip(hn, weibo, strict=False)]
+    long_en = [(" ".join(hn[i : i + 200]))[:10_000] for i in range(0, 2000, 200)]
+    long_zh = [("".join(weibo[i : i + 200]))[:10_000] for i in range(0, 1000, 100)]
+    long_mixed = [(" ".join(mixed[i : i + 100]))[:10_000] for i in range(0, 1000, 100)]
+    rows = [
+        ("Hacker News titles", hn),
+        ("Weibo posts", weibo),
+        ("mixed (title + Weibo post)", mixed),
+        ("10,000 chars English", long_en),
+        ("10,000 chars Chinese", long_zh),
+        ("10,000 chars mixed", long_mixed),
+    ]
+    print(f"text stage, analysing up to {text_stage.TEXT_MAX_CHARS} characters, uncached")
+    for name, texts in rows:
+        chars = statistics.mean(map(len, texts))
+        us = per_post_us(texts, args.repeat)
+        print(f"  {name:28s} {len(texts):5d} texts, mean {chars:7.0f} chars: {us:8.1f} µs/post")
+
+
+if __name__ == "__main__":
+    main()

@@ -161,6 +161,13 @@ STOP_TOPICS_EN: frozenset[str] = frozenset(
         whole world yet able etc each here there why how what which who whom whose
         i'm i've i'll i'd you're you've we're we've they're it's that's there's what's don't
         doesn't didn't isn't aren't wasn't weren't can't couldn't won't wouldn't shouldn't
+        arent cant couldnt didnt doesnt dont hadnt hasnt havent im isnt ive lets shes shouldnt thats
+        theres theyre wasnt werent whats wont wouldnt youre youve
+        january february march april may june july august september october november december
+        jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
+        saturday sunday ii iii iv vi vii viii ix xi xii behind almost due since without within upon
+        among across toward towards whether though although unless instead rather quite nearly later
+        soon perhaps beyond despite inside outside onto unlike like ones thing stuff kind sort type
         hn ask tell launch show""")
     )
 )
@@ -217,6 +224,7 @@ STOP_TOPICS_ZH: frozenset[str] = frozenset(STOP_WORDS_ZH) | frozenset(
     不是 就是 还有 这些 那些 大概 可能 一直 东西 事情 怎么样 哈哈 哈哈哈 谢谢您 好的 时间 地方 样子
     回复 转发 转发微博 微博 分享 图片 视频 网页 链接 全文 原文 评论 秒拍 链接 哈哈哈哈 嘻嘻 呵呵 感觉
     朋友 大家 人家 别人 有些 一点 一下子 今年 去年 明年 晚上 早上 中午 下午 上午 一天 今晚 周末
+    小时 分钟 结果 原因 方面 情况 地址 有点 一样 一种 部分 之后 以后 之前 以前 当时 时刻 日子
     """)
 )
 """Chinese that is never a topic: function words, time words, and Weibo's own boilerplate."""
@@ -306,6 +314,8 @@ def _en_word_topic(raw: str) -> str | None:
     if len(raw) > 2 and raw[-1] == "s" and raw[:-1].isupper():
         return low[:-1]  # GPUs, LLMs, APIs
     has_digit = any(c.isdigit() for c in low)
+    if has_digit and sum(c.isalpha() for c in low) < 2:
+        return None  # l7, x1, s16: codes, not names (gpt-4, web3, h264 stay)
     inner_caps = any(c.isupper() for c in raw[1:]) and not raw.isupper()
     if not has_digit and not inner_caps:
         z = _ZIPF.get(low, 0.0)
@@ -357,8 +367,9 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
             k = i + 1
             while k < n and k - i < 3 and tokens[k][0].isupper() and tokens[k].lower() not in STOP_TOPICS_EN:
                 k += 1
-            if k - i >= 2:
-                out[sys.intern(" ".join(tokens[i:k]).lower())] = None
+            name = [t[:-2] if t.endswith(("'s", "’s")) else t for t in tokens[i:k]]
+            if k - i >= 2 and all(len(t) > 1 for t in name):
+                out[sys.intern(" ".join(name).lower())] = None
                 i = k
                 continue
         topic = _en_word_topic(tok)

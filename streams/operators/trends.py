@@ -477,6 +477,12 @@ class TrendingTopics:
                 ["EXPIRE", key, self.retention_seconds],
             ]  # fmt: skip
 
+    def top(self, st: TrendState, n: int) -> list[str]:
+        """The ``n`` best-ranked topics of ``st`` as of its last event (what a refresh would publish)."""
+        corr = self.level_factor(st)
+        ranked = self._rank(st, corr, self._activity(st, corr), st.model.coefficients())
+        return [name for _, name in ranked[:n]]
+
     def _rank(self, st: TrendState, corr: float, act: float, coef: Coefficients) -> list[tuple[float, str]]:
         """(−score, topic) of every topic, best first: :meth:`_view`'s score with the forecast
         inlined (this runs over all topics at every bucket boundary)."""

@@ -247,6 +247,7 @@ _NOISE = re.compile(
 )
 _MAY_BE_NOISE = re.compile(r"@|//|www\.|\[|转|轉|repost", re.IGNORECASE)
 """Cheap pre-check: most posts have none of these, and :data:`_NOISE` is the slow pattern."""
+_TAG_CHARS = re.compile(f"[{_HAN}A-Za-z0-9 ._+-]+")
 _HASHTAG_ZH = re.compile(r"#([^#\s]{1,20}?)#")  # Weibo topics: #话题#
 _EN_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\sA-Za-z0-9]")
 """Words that start with a letter (tech names whole: ``next.js``, ``c++``, ``gpt-4o``); any other
@@ -311,6 +312,8 @@ def _en_word_topic(raw: str) -> str | None:
             return None  # contractions: don't, it'll
     if len(low) < 2 or low in STOP_TOPICS_EN or low in VERBS_EN:
         return None
+    if len(low) == 2 and not raw.isupper():
+        return None  # ps, ok, io: two lower-case letters say little (AI, VR, ML do)
     if len(raw) > 2 and raw[-1] == "s" and raw[:-1].isupper():
         return low[:-1]  # GPUs, LLMs, APIs
     has_digit = any(c.isdigit() for c in low)
@@ -381,10 +384,15 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _zh_run_topics(run: str) -> tuple[str, ...]:
     """Topic words of one run of Han characters (cached: short runs repeat a lot)."""
+    jieba = _jieba()
     return tuple(
         sys.intern(word)
-        for word, pos in _jieba().tag(run)
-        if len(word) >= 2 and pos in _ZH_TOPIC_POS and word not in STOP_TOPICS_ZH
+        for word, pos in jieba.tag(run)
+        if len(word) >= 2
+        and pos in _ZH_TOPIC_POS
+        and word not in STOP_TOPICS_ZH
+        and not (pos == "nr" and len(word) >= 4)  # names are 2-3 characters; these are idioms
+        and (word in _ZIPF or jieba.has_word(word))  # the HMM's guesses glue neighbours: 这风, 边学
     )
 
 
@@ -392,7 +400,7 @@ def _chinese_topics(text: str, out: dict[str, None]) -> None:
     if "#" in text:
         for tag in _HASHTAG_ZH.findall(text):
             tag = tag.strip()
-            if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag):
+            if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag) and _TAG_CHARS.fullmatch(tag):
                 out[sys.intern(tag)] = None
         text = _HASHTAG_ZH.sub(" ", text)
     for run in _HAN_RUN.findall(text):

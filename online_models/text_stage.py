@@ -289,6 +289,19 @@ def warm_up() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+_LEMMAS: Any = None
+
+
+def _lemmas(word: str) -> Any:
+    """lemminflect's parts of speech of an English word ({} when it does not know it)."""
+    global _LEMMAS
+    if _LEMMAS is None:
+        import lemminflect
+
+        _LEMMAS = lemminflect.getAllLemmas
+    return _LEMMAS(word)
+
+
 def _fold_plural(word: str) -> str:
     """``agents`` → ``agent`` when wordfreq knows the singular at least as well; else as written."""
     if len(word) <= 3 or word[-1] != "s" or word.endswith(("ss", "us", "is")) or not word.isalpha():
@@ -301,8 +314,11 @@ def _fold_plural(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _en_word_topic(raw: str) -> str | None:
-    """The topic a word is on its own, or None (cached: a pure function of the word)."""
+def _en_word_topic(raw: str, name: bool = False) -> str | None:
+    """The topic a word is on its own, or None (cached: a pure function of the word).
+
+    ``name``: the word is capitalised inside a sentence that is not in Title Case, so it names
+    something even if the dictionary knows it only as a verb or adjective (Google, Swift)."""
     low = raw.lower()
     if "'" in low or "’" in low:
         if low.endswith(("'s", "’s")):
@@ -331,6 +347,10 @@ def _en_word_topic(raw: str) -> str | None:
         valence = _VADER_LEX.get(low)
         if valence is not None and abs(valence) >= 1.5 and low not in TOPIC_NOUNS_EN:
             return None
+        if not name:
+            pos = _lemmas(low)
+            if pos and "NOUN" not in pos and "PROPN" not in pos:
+                return None  # only a verb, adjective or adverb (robust, prepare, stolen)
     if "-" in low and low.replace("-", "").isalpha():
         low = low.replace("-", " ")  # open-source, fine-tuning: as their phrase is spelled
     return _fold_plural(low)
@@ -370,12 +390,13 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
             k = i + 1
             while k < n and k - i < 3 and tokens[k][0].isupper() and tokens[k].lower() not in STOP_TOPICS_EN:
                 k += 1
-            name = [t[:-2] if t.endswith(("'s", "’s")) else t for t in tokens[i:k]]
-            if k - i >= 2 and all(len(t) > 1 for t in name):
-                out[sys.intern(" ".join(name).lower())] = None
+            parts = [t[:-2] if t.endswith(("'s", "’s")) else t for t in tokens[i:k]]
+            if k - i >= 2 and all(len(t) > 1 for t in parts):
+                out[sys.intern(" ".join(parts).lower())] = None
                 i = k
                 continue
-        topic = _en_word_topic(tok)
+        name = not title_case and tok[0].isupper() and i > 0 and tokens[i - 1] not in ".!?:;"
+        topic = _en_word_topic(tok, name)
         if topic is not None and len(topic) <= MAX_TOPIC_CHARS:
             out[sys.intern(topic)] = None
         i += 1

@@ -217,7 +217,7 @@ def test_steady_streams_raise_no_alert():
     assert not [m for o in outputs for m in o.messages]
     for community in ("en0", "zh1", "mixed2"):
         top = redis.top(f"pulse:trends:{community}", 50)
-        assert len(top) == 50
+        assert 0 < len(top) <= 50  # issue 18: a word said once in the last hour is not ranked
         fields = redis.hashes[f"pulse:trends:{community}:{top[0]}"]
         assert {"count", "forecast", "growth", "level", "momentum", "score", "first_seen"} <= set(fields)
         themes = orjson.loads(redis.strings[f"pulse:themes:{community}"])

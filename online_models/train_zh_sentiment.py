@@ -221,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "model": "logistic regression, binary character 1-2 grams",
         "source": " + ".join(sources),
         "options": {
-            "min_count": args.min_count, "l2": args.l2, "prune": args.prune, "weibo_weight": args.weibo_weight,
+            "min_count": args.min_count,
+            "l2": args.l2,
+            "prune": args.prune,
+            "weibo_weight": args.weibo_weight,
         },
         "bias": round(bias, 4),
         "neutral_offset": round(offset, 4),

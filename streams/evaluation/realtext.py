@@ -221,7 +221,8 @@ def score_sentiment() -> dict[str, float]:
     sia = SentimentIntensityAnalyzer()
     tweets = [(r, t) for r, t in vader_tweets() if r != 0]
     yt = [r > 0 for r, _ in tweets]
-    ask = [p.text for p in hn_posts() if p.text.lower().startswith(("ask hn", "tell hn"))]
+    titles = [p.text for p in hn_posts()]
+    ask = [t for t in titles if t.lower().startswith(("ask hn", "tell hn"))]
     return {
         "weibo_posts": len(rows),
         "auc_zh": roc_auc([analyze(t).sentiment for _, t in rows], y),
@@ -231,6 +232,7 @@ def score_sentiment() -> dict[str, float]:
         "auc_vader": roc_auc([sia.polarity_scores(t)["compound"] for _, t in tweets], yt),
         "questions_en": len(ask),
         "neutral_en": sum(abs(analyze(t).sentiment) > 0.3 for t in ask) / len(ask),
+        "strong_titles": sum(abs(analyze(t).sentiment) > 0.3 for t in titles) / len(titles),
     }
 
 
@@ -259,6 +261,7 @@ def evaluate_realtext(show_unlabelled: bool = True) -> dict[str, Any]:
     print(f"    with the emoticon codes removed: {s['auc_zh_bare']:.3f}")
     print(f"  VADER's rated tweets ({s['tweets']:,}): {s['auc_en']:.3f}; vaderSentiment {s['auc_vader']:.3f}")
     print(f"  Ask/Tell HN titles ({s['questions_en']}): {s['neutral_en']:.1%} with |s| > 0.3")
+    print(f"  all HN titles: {s['strong_titles']:.1%} with |s| > 0.3 (not a target: news titles carry tone)")
     print("\nTargets (issue 18)")
     for corpus, limit in (("hn", 0.10), ("weibo", 0.15)):
         f = figures[corpus]

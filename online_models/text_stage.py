@@ -63,6 +63,7 @@ from online_models.sentiment import sentiment as _sentiment
 from online_models.text_features import STOP_WORDS_EN, STOP_WORDS_ZH, extract_terms
 
 __all__ = [
+    "STOP_TOPICS_EN",
     "TEXT_MAX_CHARS",
     "TextAnalysis",
     "analysis_of",

@@ -183,6 +183,26 @@ def weibo_checkpoints(posts: list[Post]) -> list[int]:
     return list(range(first + 8 * HOUR_MS, last + 1, 4 * HOUR_MS))
 
 
+# --- matching -------------------------------------------------------------------------------------
+def real_match_candidates(config: Any = None) -> list[dict[str, Any]]:
+    """Hacker News "Ask HN" titles as needs and "Show HN" titles as offers, in time order, through
+    the match maker; the ``match-candidates`` messages it sends."""
+    from streams.operators.matching import MatchConfig, MatchMaker
+
+    posts = []
+    for p in hn_posts():
+        low = p.text.lower()
+        kind = "need" if low.startswith("ask hn") else "offer" if low.startswith("show hn") else ""
+        if kind:
+            posts.append(Post(p.id, p.community, p.member, p.ts, p.post, p.text, kind, (), None))
+    op = MatchMaker(config or MatchConfig())
+    states = {"hn": op.new_state("hn")}
+    out = []
+    for i in range(0, len(posts), 20):
+        out += [m.value for m in op.apply_batch(states, posts[i : i + 20]).messages]
+    return out
+
+
 # --- the report ------------------------------------------------------------------------------------
 def _show(c: Checkpoint) -> str:
     when = datetime.fromtimestamp(c.at_ms / 1000, UTC).strftime("%m-%d %H:%M")
@@ -262,6 +282,16 @@ def evaluate_realtext(show_unlabelled: bool = True) -> dict[str, Any]:
     print(f"  VADER's rated tweets ({s['tweets']:,}): {s['auc_en']:.3f}; vaderSentiment {s['auc_vader']:.3f}")
     print(f"  Ask/Tell HN titles ({s['questions_en']}): {s['neutral_en']:.1%} with |s| > 0.3")
     print(f"  all HN titles: {s['strong_titles']:.1%} with |s| > 0.3 (not a target: news titles carry tone)")
+    from online_models.text_stage import informativeness
+
+    pairs = real_match_candidates()
+    single = [p for p in pairs if len(p["reasons"]["matched_terms"]) == 1 and not p["reasons"]["shared_tags"]]
+    common = [p for p in single if informativeness(p["reasons"]["matched_terms"][0]) < 0.9]
+    figures["matching"] = {"pairs": len(pairs), "single_term": len(single), "single_common": len(common)}
+    print("\nMatching (Ask HN titles as needs, Show HN titles as offers)")
+    print(f"  {len(pairs)} candidates; {len(single)} on one shared term, {len(common)} of them a common word")
+    for p in pairs[:5]:
+        print(f"    {p['need']} ~ {p['offer']}: {', '.join(p['reasons']['matched_terms'])}")
     print("\nTargets (issue 18)")
     for corpus, limit in (("hn", 0.10), ("weibo", 0.15)):
         f = figures[corpus]
@@ -281,4 +311,5 @@ def evaluate_realtext(show_unlabelled: bool = True) -> dict[str, Any]:
         f"  {mark(s['neutral_en'] <= 0.15)} ≤ 15 % of English questions with |s| > 0.3: {s['neutral_en']:.1%}"
     )
     print("  ❔ ≤ 15 % of neutral Chinese tech questions with |s| > 0.3: not measured (no corpus bundled)")
+    print(f"  {mark(not common)} no candidate rests on one common word: {len(common)} of {len(pairs)}")
     return figures

@@ -138,6 +138,14 @@ class AtmosphereConfig:
     gate_posts: int = 3  # an alert needs this many posts scoring <= gate_score in the evidence window
     gate_members: int = 2  # ... from at least this many members
     gate_score: float = -0.3
+    # Severe drop (issue 18): most recent posts clearly negative, reactions mostly negative too
+    severe_window_ms: int = 10 * MINUTE_MS
+    severe_share: float = 0.7  # of the posts in the window score <= gate_score ...
+    severe_min_posts: int = 4  # ... at least this many posts in the window ...
+    severe_alpha: float = 1e-4  # ... and that many negative posts this unlikely at the usual share
+    severe_warmup_posts: int = 50  # posts seen before the usual share of negative posts is trusted
+    severe_share_alpha: float = 0.01  # per post: learning rate of the usual share (about 100 posts)
+    severe_recent: int = 200  # events kept for the window (a very busy community: the newest 200)
     # Activity
     slot_ms: int = 10 * MINUTE_MS
     activity_slots: int = 3  # the rate compared is events in the last 3 closed slots (30 min)
@@ -312,6 +320,10 @@ class AtmosphereState:
     quiet_since: int = -1  # event time of the open activity_drop, -1: none
     quiet_id: str = ""
     last_quiet_alert: int = -(1 << 62)
+    # Severe drop: recent events (ts, code: 0 post, 1 negative post, 2 reaction, 3 negative
+    # reaction) and the usual share of clearly negative posts (not learned during a drop)
+    recent: list[tuple[int, int]] = field(default_factory=list)
+    neg_share: float = 0.1
 
     @property
     def index(self) -> float:
@@ -454,8 +466,28 @@ class AtmosphereIndex:
         if cls is Post:
             if x <= c.negative_post:
                 self._remember_post(st, x, ts, ev.post, ev.member)  # type: ignore[union-attr]
+            negative = x <= c.gate_score
+            if not frozen:
+                st.neg_share += c.severe_share_alpha * (negative - st.neg_share)
+            code = 1 if negative else 0
         else:
             self._remember_reaction(st, ev.reaction, ev.member, ts)  # type: ignore[union-attr]
+            code = 3 if x < 0.0 else 2
+        recent = st.recent
+        recent.append((ts, code))
+        horizon = ts - c.severe_window_ms
+        while recent[0][0] < horizon or len(recent) > c.severe_recent:
+            del recent[0]
+        if (
+            not frozen
+            and code in (1, 3)
+            and st.armed
+            and ts - st.last_drop_alert >= c.cooldown_ms
+            and self._severe(st, ts)
+            and self.evidence_ok(st, ts)
+        ):
+            self._raise_drop(st, ts, out)
+            return
 
         if not warm:
             st.calm_index = st.index
@@ -524,6 +556,28 @@ class AtmosphereIndex:
             reactors.append((ts, member))
             if len(reactors) > c.evidence_members:
                 del reactors[0]
+
+    def _severe(self, st: AtmosphereState, ts: int) -> bool:
+        """A severe drop shows in minutes, not in a z-test's hour: at least ``severe_share`` of the
+        posts of the last ``severe_window_ms`` clearly negative, at least as many negative reactions
+        as other ones, and that many negative posts very unlikely at the community's usual share
+        (binomial tail ≤ ``severe_alpha``).  Reactions count as evidence alongside posts."""
+        c = self.config
+        if st.posts < c.severe_warmup_posts:
+            return False
+        horizon = ts - c.severe_window_ms
+        counts = [0, 0, 0, 0]
+        for t, code in reversed(st.recent):
+            if t < horizon:
+                break
+            counts[code] += 1
+        n = counts[0] + counts[1]
+        k = counts[1]
+        if n < c.severe_min_posts or k < c.severe_share * n or counts[3] < counts[2]:
+            return False
+        p0 = min(max(st.neg_share, 0.02), 0.5)
+        tail = sum(math.comb(n, i) * p0**i * (1.0 - p0) ** (n - i) for i in range(k, n + 1))
+        return tail <= c.severe_alpha
 
     def evidence_ok(self, st: AtmosphereState, ts: int) -> bool:
         """Enough people said something negative lately: one ranting member or a few reports alone

@@ -138,14 +138,18 @@ class AtmosphereConfig:
     gate_posts: int = 3  # an alert needs this many posts scoring <= gate_score in the evidence window
     gate_members: int = 2  # ... from at least this many members
     gate_score: float = -0.3
-    # Severe drop (issue 18): most recent posts clearly negative, reactions mostly negative too
-    severe_window_ms: int = 10 * MINUTE_MS
-    severe_share: float = 0.7  # of the posts in the window score <= gate_score ...
-    severe_min_posts: int = 4  # ... at least this many posts in the window ...
-    severe_alpha: float = 1e-4  # ... and that many negative posts this unlikely at the usual share
-    severe_warmup_posts: int = 50  # posts seen before the usual share of negative posts is trusted
-    severe_share_alpha: float = 0.01  # per post: learning rate of the usual share (about 100 posts)
-    severe_recent: int = 200  # events kept for the window (a very busy community: the newest 200)
+    # Severe drop (issue 18): a CUSUM of the log-likelihood ratio "negative share is severe_p1"
+    # against the community's usual share, over posts and reactions (reactions count as evidence),
+    # forgetting in time; it alerts (with the evidence gate) when it passes severe_h.
+    severe_p1: float = 0.7  # share of negative posts (<= negative_post) and reactions in a severe drop
+    severe_h: float = 10.0  # CUSUM threshold (log-likelihood ratio)
+    severe_half_life_ms: int = 15 * MINUTE_MS  # the statistic forgets in time: busy communities
+    # do not pile up more false alarms per week than quiet ones
+    severe_reaction_weight: float = 0.5  # reactions to one post move together: half the evidence
+    severe_event_decay: float = 0.95  # and per event (memory ~20 events): a busy community's
+    # statistic sums no more events than a quiet one's, so false alarms do not grow with volume
+    severe_warmup_posts: int = 50  # posts seen before the usual shares are trusted
+    severe_share_alpha: float = 0.005  # per event: learning rate of the usual shares (~200 events)
     # Activity
     slot_ms: int = 10 * MINUTE_MS
     activity_slots: int = 3  # the rate compared is events in the last 3 closed slots (30 min)
@@ -320,10 +324,11 @@ class AtmosphereState:
     quiet_since: int = -1  # event time of the open activity_drop, -1: none
     quiet_id: str = ""
     last_quiet_alert: int = -(1 << 62)
-    # Severe drop: recent events (ts, code: 0 post, 1 negative post, 2 reaction, 3 negative
-    # reaction) and the usual share of clearly negative posts (not learned during a drop)
-    recent: list[tuple[int, int]] = field(default_factory=list)
-    neg_share: float = 0.1
+    # Severe drop: usual shares of negative posts and reactions (not learned during a drop) and
+    # the CUSUM statistic, decayed to severe_ts
+    neg_share: list[float] = field(default_factory=lambda: [0.1, 0.1])
+    severe: float = 0.0
+    severe_ts: int = 0
 
     @property
     def index(self) -> float:
@@ -466,26 +471,16 @@ class AtmosphereIndex:
         if cls is Post:
             if x <= c.negative_post:
                 self._remember_post(st, x, ts, ev.post, ev.member)  # type: ignore[union-attr]
-            negative = x <= c.gate_score
-            if not frozen:
-                st.neg_share += c.severe_share_alpha * (negative - st.neg_share)
-            code = 1 if negative else 0
         else:
             self._remember_reaction(st, ev.reaction, ev.member, ts)  # type: ignore[union-attr]
-            code = 3 if x < 0.0 else 2
-        recent = st.recent
-        recent.append((ts, code))
-        horizon = ts - c.severe_window_ms
-        while recent[0][0] < horizon or len(recent) > c.severe_recent:
-            del recent[0]
         if (
-            not frozen
-            and code in (1, 3)
+            self._severe(st, channel, x, ts, frozen)
+            and not frozen
             and st.armed
             and ts - st.last_drop_alert >= c.cooldown_ms
-            and self._severe(st, ts)
             and self.evidence_ok(st, ts)
         ):
+            st.severe = 0.0
             self._raise_drop(st, ts, out)
             return
 
@@ -557,27 +552,29 @@ class AtmosphereIndex:
             if len(reactors) > c.evidence_members:
                 del reactors[0]
 
-    def _severe(self, st: AtmosphereState, ts: int) -> bool:
-        """A severe drop shows in minutes, not in a z-test's hour: at least ``severe_share`` of the
-        posts of the last ``severe_window_ms`` clearly negative, at least as many negative reactions
-        as other ones, and that many negative posts very unlikely at the community's usual share
-        (binomial tail ≤ ``severe_alpha``).  Reactions count as evidence alongside posts."""
+    def _severe(self, st: AtmosphereState, channel: int, x: float, ts: int, frozen: bool) -> bool:
+        """Update the severe-drop CUSUM with one post (channel 0) or reaction (1); True when it passes
+        ``severe_h``.  Each event adds log(p1/p0) when negative, log((1-p1)/(1-p0)) when not, where
+        p0 is the community's usual share of negative events of its kind and p1 ``severe_p1``: the
+        optimal sequential test of "most posts and reactions turned negative" against "as usual".
+        The sum forgets with ``severe_half_life_ms`` and never goes below 0."""
         c = self.config
+        negative = x <= c.negative_post if channel == 0 else x < 0.0
+        shares = st.neg_share
+        p0 = min(max(shares[channel], 0.02), 0.5)
+        if not frozen:
+            shares[channel] += c.severe_share_alpha * (negative - shares[channel])
         if st.posts < c.severe_warmup_posts:
             return False
-        horizon = ts - c.severe_window_ms
-        counts = [0, 0, 0, 0]
-        for t, code in reversed(st.recent):
-            if t < horizon:
-                break
-            counts[code] += 1
-        n = counts[0] + counts[1]
-        k = counts[1]
-        if n < c.severe_min_posts or k < c.severe_share * n or counts[3] < counts[2]:
-            return False
-        p0 = min(max(st.neg_share, 0.02), 0.5)
-        tail = sum(math.comb(n, i) * p0**i * (1.0 - p0) ** (n - i) for i in range(k, n + 1))
-        return tail <= c.severe_alpha
+        p1 = c.severe_p1
+        llr = math.log(p1 / p0) if negative else math.log((1.0 - p1) / (1.0 - p0))
+        if channel:
+            llr *= c.severe_reaction_weight
+        if ts > st.severe_ts:
+            st.severe *= 0.5 ** ((ts - st.severe_ts) / c.severe_half_life_ms)
+            st.severe_ts = ts
+        st.severe = max(0.0, st.severe * c.severe_event_decay + llr)
+        return st.severe >= c.severe_h
 
     def evidence_ok(self, st: AtmosphereState, ts: int) -> bool:
         """Enough people said something negative lately: one ranting member or a few reports alone

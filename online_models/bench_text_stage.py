@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from online_models import text_stage
+from online_models import sentiment, text_stage
 
 REAL = Path(__file__).parent / "data" / "real"
 
@@ -42,6 +42,7 @@ def per_post_us(
     per-text caches (a worker's steady state: new texts, words it has seen before)."""
     runs = []
     for _ in range(repeat):
+        sentiment.clear_cache()  # its own per-text cache: a new text is scored in full
         if warm_words:
             text_stage._cached.cache_clear()
             text_stage._terms.cache_clear()

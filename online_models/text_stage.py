@@ -172,6 +172,7 @@ STOP_TOPICS_EN: frozenset[str] = frozenset(
         saturday sunday ii iii iv vi vii viii ix xi xii behind almost due since without within upon
         among across toward towards whether though although unless instead rather quite nearly later
         soon perhaps beyond despite inside outside onto unlike like ones thing stuff kind sort type
+        bit bits bunch couple piece
         hn ask tell launch show""")
     )
 )

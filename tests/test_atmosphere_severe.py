@@ -104,3 +104,20 @@ def test_calm_week_with_bursts_of_complaints_raises_at_most_one_alert(seed: int)
                 Post(f"x{day}-{k}", "c", "grumpy", at + k * MIN, f"x{day}-{k}", text, "post", (), None)
             )
     assert len(_drops(events)) <= 1
+
+
+def test_a_snapshot_from_before_the_severe_path_restores_with_its_defaults():
+    """States pickled before issue 18 lack the three severe-path fields (the last ones)."""
+    from streams.operators.atmosphere import AtmosphereState
+
+    events = _stream(random.Random(9), T0, T0 + 3 * H, 30, CALM)
+    _, states = run_locally(AtmosphereIndex(), sorted(events, key=lambda e: (e.ts, e.id)), batch=25)
+    st = states["c"]
+    old = AtmosphereState.__new__(AtmosphereState)
+    old.__setstate__(st.__getstate__()[:-3])
+    assert (old.neg_share, old.severe, old.severe_ts) == ([0.1, 0.1], 0.0, 0)
+    assert (old.posts, old.reactions, old.index) == (st.posts, st.reactions, st.index)
+    more = _stream(random.Random(10), T0 + 3 * H, T0 + 4 * H, 30, CALM)
+    op = AtmosphereIndex()
+    op.apply_batch({"c": old}, sorted(more, key=lambda e: (e.ts, e.id)))  # runs on
+    assert old.posts == st.posts + sum(isinstance(e, Post) for e in more)

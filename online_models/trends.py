@@ -257,8 +257,20 @@ class TopicForecaster:
         self.regressor.learn_one(x, y / (level + 1.0))
 
 
-def trend_score(forecast: float, recent: int, expected: float, min_count: int = 3) -> float:
-    """Rank of a topic: ``log1p(forecast) + surprise``.
+def trend_score(
+    forecast: float,
+    recent: int,
+    expected: float,
+    min_count: int = 3,
+    level: float = 0.0,
+    background_weight: float = 0.0,
+) -> float:
+    """Rank of a topic: ``log1p(forecast) − background_weight · log1p(level) + surprise``.
+
+    ``background_weight`` (0 to 1) discounts what the community always talks about: at 1 a
+    topic at its usual level scores only its surprise, whatever its volume (its own ``Ask HN``,
+    回复), so the ranking is by growth and surprise against the community's own background;
+    at 0 it is by forecast volume plus surprise.
 
     ``surprise`` is ``−log10 P(N ≥ recent)`` for N ~ Poisson(``expected``): how unlikely the
     topic's mentions over the last third of a window are under its usual rate — 0 below
@@ -273,6 +285,8 @@ def trend_score(forecast: float, recent: int, expected: float, min_count: int = 
     [3.34, 5.13, 0.1]
     """
     score = math.log1p(forecast)
+    if background_weight:
+        score -= background_weight * math.log1p(level)
     if recent >= min_count and recent > expected:
         score -= math.log10(max(poisson_sf(recent, expected), 1e-300))
     return score

@@ -24,7 +24,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,6 +50,8 @@ class Post:
     kind: str
     tags: tuple[str, ...]
     reply_to: str | None
+    # The text stage's TextAnalysis (online_models.text_stage), filled once per post by the runner.
+    analysis: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)  # not frozen: frozen construction costs 5x, and events are never mutated

@@ -280,6 +280,23 @@ def bench(**kwargs: Any) -> None:
     run_bench(settings, **own)
 
 
+@main.command()
+@click.argument("texts", nargs=-1)
+@click.option("--max-chars", type=int, default=None, help="Characters analysed (PULSE_TEXT_MAX_CHARS).")
+def analyze(texts: tuple[str, ...], max_chars: int | None) -> None:
+    """What the text stage sees in each text: one JSON object per line (language, topics, terms,
+    sentiment).  TEXTS as arguments, or one per line on stdin."""
+    from online_models.text_stage import analyze as run
+
+    limit = max_chars if max_chars is not None else make_settings({}).text_max_chars
+    lines = texts or (line.rstrip("\r\n") for line in click.get_text_stream("stdin"))
+    out = click.get_binary_stream("stdout")
+    for text in lines:
+        doc = {"text": text, **run(text, limit).as_dict()}
+        out.write(orjson.dumps(doc) + b"\n")
+    out.flush()
+
+
 @main.group()
 def evaluate() -> None:
     """Labelled simulator scenarios through the real pipeline, scored against the issues' targets.
@@ -336,6 +353,15 @@ def evaluate_trends(seed: int, days: int, communities: int, checkpoint_minutes: 
     from streams.evaluation.insights import evaluate_trends as run
 
     run(days=days, communities=communities, seed=seed, checkpoint_minutes=checkpoint_minutes)
+
+
+@evaluate.command("realtext")
+def evaluate_realtext() -> None:
+    """The text stage on real public posts (Hacker News, Weibo, VADER's rated tweets): hot-topic
+    junk at every checkpoint, sentiment ROC AUC, neutral titles given a strong tone."""
+    from streams.evaluation.realtext import evaluate_realtext as run
+
+    run()
 
 
 @evaluate.command("members")

@@ -101,12 +101,6 @@ class Settings(BaseSettings):
         " holding an eighth of it is paused until it drains).",
     )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
-    text_max_chars: int = Field(
-        2000,
-        ge=1,
-        description="Operators see at most this prefix of a post's text (the schema allows 10,000"
-        " characters): bounds text work per post, memory held and operator logs.",
-    )
     idle_ttl_seconds: int = Field(
         30 * 86400,
         ge=1,
@@ -133,6 +127,14 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 disables it.")
     metrics_communities: str = Field(
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
+    )
+    # --- text stage (issue 18) ---
+    text_max_chars: int = Field(
+        500,
+        ge=100,
+        description="Operators see at most this prefix of a post's text (the schema allows 10,000):"
+        " the text stage analyses it (language, topics, terms, sentiment), a typical post whole;"
+        " it also bounds memory held by alignment and the operator logs.",
     )
 
     # --- Worker start-up (issue 15) --------------------------------------------------------------

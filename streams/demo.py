@@ -134,14 +134,31 @@ def alerts_table(client: Any, limit: int) -> Table:
     return table
 
 
+def _caught_by(change: StoryEvent, alert: dict[str, Any]) -> bool:
+    """The alert is the scripted change's: its kind, and for a surge its topic (the scripted topic
+    or one of its tags, as the text stage spells topics), not any surge of that community."""
+    if alert.get("kind") != change.kind or alert.get("ts", 0) < change.ts:
+        return False
+    if change.kind != "topic_surge":
+        return True
+    from online_models.text_stage import tag_topic
+    from streams.simulator import TOPIC_NAMES, TOPIC_TAGS
+
+    words = {change.detail}
+    if change.detail in TOPIC_NAMES:
+        words.update(TOPIC_TAGS[TOPIC_NAMES.index(change.detail)])
+    return alert.get("topic") in {tag_topic(w) for w in words}
+
+
 def story_table(client: Any, script: list[StoryEvent]) -> Table:
-    """Each scripted change next to the first alert of its kind for its community after it."""
+    """Each scripted change next to the first alert after it that is about it (issue 18: the AI
+    surge row is not "caught" by a surge of some other word in that community)."""
     table = Table(title="Scripted into the stream → caught by Pulse (event time)")
     for col in ("scripted", "community", "at", "first alert", "after"):
         table.add_column(col, justify="right" if col == "after" else "left")
     for change in script:
         alerts = [orjson.loads(raw) for raw in client.lrange(keys.alerts(change.community), 0, -1)]
-        hits = sorted(a["ts"] for a in alerts if a.get("kind") == change.kind and a.get("ts", 0) >= change.ts)
+        hits = sorted(a["ts"] for a in alerts if _caught_by(change, a))
         first = _clock(hits[0]) if hits else "not (yet)"
         after = f"{(hits[0] - change.ts) / 60000:.0f} min" if hits else "–"
         table.add_row(f"{change.kind} ({change.detail})", change.community, _clock(change.ts), first, after)

@@ -65,7 +65,11 @@ class BatchApplier:
         self.producer = producer
         self.pipeline = Pipeline(settings)
         self.progress: dict[TopicPartition, PartitionProgress] = {}
-        self.operators = OperatorRunner(build_operators(settings), idle_ttl_seconds=settings.idle_ttl_seconds)
+        self.operators = OperatorRunner(
+            build_operators(settings),
+            idle_ttl_seconds=settings.idle_ttl_seconds,
+            text_max_chars=settings.text_max_chars,
+        )
         self.gauges = metrics.CommunityGauges(settings.metrics_communities)
         self.dead_letter_topic = settings.dead_letter_topic
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag

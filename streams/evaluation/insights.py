@@ -53,6 +53,29 @@ def _text(raw: dict[bytes, bytes]) -> dict[str, str]:
 
 
 # --- trends ---------------------------------------------------------------------------------------
+def _passing(surges: list[Any], events: list[Any]) -> list[float]:
+    """Minutes from each surge's start until its topic has passed 10 mentions in the trailing hour
+    and 5x its rate before (counted in the events themselves: the topic in a post's tags or text)."""
+    out = []
+    for s in surges:
+        need = max(10.0, 5.0 * s.base_rate)
+        word = s.topic.lower()
+        times: list[int] = []
+        found = math.inf
+        for ev in events:
+            if ev.community != s.community or ev.ts < s.start or not hasattr(ev, "text"):
+                continue
+            if word in ev.text.lower() or any(word == t.lower().lstrip("#") for t in ev.tags):
+                times.append(ev.ts)
+                while times[0] <= ev.ts - HOUR_MS:
+                    times.pop(0)
+                if len(times) >= need:
+                    found = (ev.ts - s.start) / MINUTE_MS
+                    break
+        out.append(found)
+    return out
+
+
 def evaluate_trends(
     days: int = 6,
     communities: int = 6,
@@ -144,12 +167,17 @@ def evaluate_trends(
         " communities read every minute; here every reading is a round trip through broker and worker)"
     )
     print(f"\nSurges: {len(surges)} planted (>= 5x their rate and >= 10 mentions/h)")
-    print("  community   topic        before/h  peak/h  in top 3 after  alert after")
+    print(
+        "  community   topic        before/h  peak/h  in top 3 after  alert after  passed 10/h & 5x"
+        "  alert then"
+    )
     alert_lat = _alert_latencies(surges, published)
-    for s, lat, alat in zip(surges, latencies, alert_lat, strict=True):
+    passed = _passing(surges, events)
+    after_pass = [alat - p for alat, p in zip(alert_lat, passed, strict=True)]
+    for s, lat, alat, p, ap in zip(surges, latencies, alert_lat, passed, after_pass, strict=True):
         print(
             f"  {s.community:10s}  {s.topic:11s}  {s.base_rate:8.1f}  {s.peak_rate:6.1f}"
-            f"  {_minutes(lat):>14s}  {_minutes(alat):>11s}"
+            f"  {_minutes(lat):>14s}  {_minutes(alat):>11s}  {_minutes(p):>16s}  {_minutes(ap):>10s}"
         )
     for lang, lats in sorted(by_lang.items()):
         print(
@@ -186,6 +214,15 @@ def evaluate_trends(
         f"  {mark(worst_fa <= 1)} <= 1 false topic_surge per community-week on steady streams: {worst_fa:.2f}"
     )
     print(f"  {mark(not mismatched)} every topic_surge on the alerts topic is in pulse:alerts:{{community}}")
+    late = [ap for ap in after_pass if not ap <= 30]
+    print("Target (issue 18)")
+    print(
+        f"  {mark(not late)} every surge's topic_surge within 30 min of its passing 10 mentions an hour"
+        f" and 5x its rate: {len(after_pass) - len(late)}/{len(after_pass)}"
+        f" (median {statistics.median(after_pass):.0f} min; from the surge's start: median"
+        f" {statistics.median(alert_lat):.0f}, {sum(a <= 30 for a in alert_lat)}/{len(alert_lat)}"
+        " within 30 min)"
+    )
     return {
         "events": run.events,
         "surges": len(surges),

@@ -51,10 +51,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Protocol
 
-from online_models.sentiment import sentiment
+from online_models.text_stage import analysis_of
 from schemas.events import Event, Post, Reaction
 from streams import keys
 from streams.config import Settings
@@ -139,6 +139,18 @@ class AtmosphereConfig:
     gate_posts: int = 3  # an alert needs this many posts scoring <= gate_score in the evidence window
     gate_members: int = 2  # ... from at least this many members
     gate_score: float = -0.3
+    # Severe drop (issue 18): a CUSUM of the log-likelihood ratio "negative share is severe_p1"
+    # against the community's usual share, over posts and reactions (reactions count as evidence),
+    # forgetting in time; it alerts (with the evidence gate) when it passes severe_h.
+    severe_p1: float = 0.7  # share of negative posts (<= negative_post) and reactions in a severe drop
+    severe_h: float = 10.0  # CUSUM threshold (log-likelihood ratio)
+    severe_half_life_ms: int = 15 * MINUTE_MS  # the statistic forgets in time: busy communities
+    # do not pile up more false alarms per week than quiet ones
+    severe_reaction_weight: float = 0.5  # reactions to one post move together: half the evidence
+    severe_event_decay: float = 0.95  # and per event (memory ~20 events): a busy community's
+    # statistic sums no more events than a quiet one's, so false alarms do not grow with volume
+    severe_warmup_posts: int = 50  # posts seen before the usual shares are trusted
+    severe_share_alpha: float = 0.005  # per event: learning rate of the usual shares (~200 events)
     # Activity
     slot_ms: int = 10 * MINUTE_MS
     activity_slots: int = 3  # the rate compared is events in the last 3 closed slots (30 min)
@@ -313,6 +325,25 @@ class AtmosphereState:
     quiet_since: int = -1  # event time of the open activity_drop, -1: none
     quiet_id: str = ""
     last_quiet_alert: int = -(1 << 62)
+    # Severe drop: usual shares of negative posts and reactions (not learned during a drop) and
+    # the CUSUM statistic, decayed to severe_ts
+    neg_share: list[float] = field(default_factory=lambda: [0.1, 0.1])
+    severe: float = 0.0
+    severe_ts: int = 0
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """Snapshots written before a field was added (at the end) restore with its default."""
+        for i, f in enumerate(fields(self)):
+            if i < len(state):
+                value = state[i]
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
 
     @property
     def index(self) -> float:
@@ -402,7 +433,7 @@ class AtmosphereIndex:
         self._activity(st, ts, out)
         cls = ev.__class__
         if cls is Post:
-            x = sentiment(ev.text)  # type: ignore[union-attr]
+            x = analysis_of(ev).sentiment
             channel = 0
             st.posts += 1
         elif cls is Reaction:
@@ -457,6 +488,16 @@ class AtmosphereIndex:
                 self._remember_post(st, x, ts, ev.post, ev.member)  # type: ignore[union-attr]
         else:
             self._remember_reaction(st, ev.reaction, ev.member, ts)  # type: ignore[union-attr]
+        if (
+            self._severe(st, channel, x, ts, frozen)
+            and not frozen
+            and st.armed
+            and ts - st.last_drop_alert >= c.cooldown_ms
+            and self.evidence_ok(st, ts)
+        ):
+            st.severe = 0.0
+            self._raise_drop(st, ts, out)
+            return
 
         if not warm:
             st.calm_index = st.index
@@ -525,6 +566,30 @@ class AtmosphereIndex:
             reactors.append((ts, member))
             if len(reactors) > c.evidence_members:
                 del reactors[0]
+
+    def _severe(self, st: AtmosphereState, channel: int, x: float, ts: int, frozen: bool) -> bool:
+        """Update the severe-drop CUSUM with one post (channel 0) or reaction (1); True when it passes
+        ``severe_h``.  Each event adds log(p1/p0) when negative, log((1-p1)/(1-p0)) when not, where
+        p0 is the community's usual share of negative events of its kind and p1 ``severe_p1``: the
+        optimal sequential test of "most posts and reactions turned negative" against "as usual".
+        The sum forgets with ``severe_half_life_ms`` and never goes below 0."""
+        c = self.config
+        negative = x <= c.negative_post if channel == 0 else x < 0.0
+        shares = st.neg_share
+        p0 = min(max(shares[channel], 0.02), 0.5)
+        if not frozen:
+            shares[channel] += c.severe_share_alpha * (negative - shares[channel])
+        if st.posts < c.severe_warmup_posts:
+            return False
+        p1 = c.severe_p1
+        llr = math.log(p1 / p0) if negative else math.log((1.0 - p1) / (1.0 - p0))
+        if channel:
+            llr *= c.severe_reaction_weight
+        if ts > st.severe_ts:
+            st.severe *= 0.5 ** ((ts - st.severe_ts) / c.severe_half_life_ms)
+            st.severe_ts = ts
+        st.severe = max(0.0, st.severe * c.severe_event_decay + llr)
+        return st.severe >= c.severe_h
 
     def evidence_ok(self, st: AtmosphereState, ts: int) -> bool:
         """Enough people said something negative lately: one ranting member or a few reports alone

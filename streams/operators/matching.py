@@ -13,6 +13,10 @@ Score of a (need, offer) pair, in [0, 1]::
   Chinese→English glossary), tags are normalised and the kind echoes (``need``/``offer``) dropped.
   When either post has no tags (or no terms), the other cosine takes both weights: missing
   evidence is not negative evidence.  A pair joined by a single shared word is discounted.
+* Text terms weigh their IDF times :func:`~online_models.text_stage.informativeness` (wordfreq:
+  everyday words such as "make", "better", "pay" weigh little), and a pair needs a shared tag
+  or at least ``min_shared_terms`` informative shared terms (issue 18: real "Ask"/"Show" posts
+  were paired on one generic word).
 * ``track`` = x / (x + 5) with x = thanks + insightful reactions the offerer received on their
   posts + 3 × past matches (replies to a need that was then resolved).
 * ``recency`` falls linearly from 1 to 0 over the post TTL with the age of the older post.
@@ -50,9 +54,9 @@ community (the input topics' key, so a community's matches stay in order).
 ...          ("frontend",), None),
 ... ])
 >>> [(m.value["need"], m.value["offer"], m.value["reasons"]) for m in out.messages]
-[('n1', 'o1', {'shared_tags': ['frontend'], 'matched_terms': ['engineer', 'frontend', 'react']})]
+[('n1', 'o1', {'shared_tags': ['frontend'], 'matched_terms': ['frontend', 'react', 'engineer']})]
 >>> [c for c in out.commands if c[0] == "ZADD"][:2]
-[['ZADD', 'pulse:matches:c:n1', 0.476028, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.476028, 'n1']]
+[['ZADD', 'pulse:matches:c:n1', 0.488037, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.488037, 'n1']]
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
+from online_models.text_stage import STOP_TOPICS_EN, analysis_of, informativeness
 from schemas.events import Event, Post, Reaction
 from streams import keys
 from streams.config import Settings
@@ -95,6 +100,9 @@ class MatchConfig:
     w_recency: float = 0.10
     single_key_factor: float = 0.3  # relevance x (1 - f^shared keys): 0.7 for one, 0.91 for two...
     min_relevance: float = 0.05  # relevance (tags + text part) below this: no pair
+    min_shared_terms: int = 2  # without a shared tag, a pair needs this many informative shared terms
+    informative: float = 0.4  # text_stage.informativeness (wordfreq) at which a term counts as informative
+    rare: float = 0.9  # ... and at which one counts twice (a name or jargon: kubernetes, figma, 融资)
     max_open_posts: int = 1_000  # open needs + offers (~0.45 KB of snapshot each); oldest closed beyond
     max_postings: int = 32  # newest open posts per (side, key) in the inverted index
     max_query_keys: int = 16  # most informative tags/terms per post that are indexed and queried
@@ -280,7 +288,10 @@ class MatchMaker:
                 target.repliers += (ev.member,)
         if ev.kind in OTHER_SIDE:  # only needs and offers are matched: the rest skips text work
             tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
-            terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
+            if cfg.chinese == "bigram" and cfg.glossary:  # the text stage's terms: computed once per post
+                terms = list(analysis_of(ev).terms)
+            else:
+                terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
             tag_keys = [f"#{t}" for t in tags]
             state.idf.learn_one(tag_keys + terms)
             previous: dict[str, float] = {}
@@ -315,12 +326,16 @@ class MatchMaker:
     ) -> None:  # fmt: skip
         cfg = self.config
         idf = state.idf.idf
-        weights = {k: idf(k) for k in (*tag_keys, *terms)}
+        # Text terms weigh their IDF in this community times how rare they are in the language
+        # (wordfreq): "make", "better", "pay" say little even when this community rarely uses them.
+        weights = {k: idf(k) for k in tag_keys}
+        weights.update((t, idf(t) * informativeness(t)) for t in terms)
+        floor, rare = cfg.informative, cfg.rare
         if not weights:
             return  # nothing to match on (an empty or emoji-only post)
         by_weight = sorted(weights, key=lambda k: (-weights[k], k))
+        df, limit = state.idf.df, cfg.max_df * state.idf.n if state.idf.n >= 50 else math.inf
         if state.idf.n >= 50:  # stop words learned from the stream: keep informative keys (at least 2)
-            df, limit = state.idf.df, cfg.max_df * state.idf.n
             by_weight = by_weight[:2] + [k for k in by_weight[2:] if df.get(k, 0) <= limit]
         by_weight = by_weight[: cfg.max_query_keys]
         keys = sorted(by_weight, key=lambda k: k[0] != "#")  # tags first, each group by weight
@@ -336,6 +351,7 @@ class MatchMaker:
         acc_text: dict[str, float] = {}
         seen: dict[str, None] = {}
         nsh: dict[str, int] = {}  # shared keys per candidate
+        ninf: dict[str, int] = {}  # shared informative text terms per candidate
         other = state.index[OTHER_SIDE[ev.kind]]
         for key in by_weight:
             postings = other.get(key)
@@ -344,22 +360,35 @@ class MatchMaker:
             w2 = weights[key] ** 2
             acc = acc_tag if key[0] == "#" else acc_text
             get = acc.get
+            # informative: rare in the language (wordfreq) and not a stop word of this community
+            info = (
+                informativeness(key)
+                if key[0] != "#" and df.get(key, 0) <= limit and key not in STOP_TOPICS_EN
+                else 0.0
+            )
+            counts_as = 2 if info >= rare else 1 if info >= floor else 0
             if len(seen) < cfg.max_candidates:
                 for pid in postings:
                     acc[pid] = get(pid, 0.0) + w2
                     nsh[pid] = nsh.get(pid, 0) + 1
+                    if counts_as:
+                        ninf[pid] = ninf.get(pid, 0) + counts_as
                 seen.update(postings)
             else:
                 for pid in postings if len(postings) <= len(seen) else [p for p in seen if p in postings]:
                     if pid in seen:
                         acc[pid] = get(pid, 0.0) + w2
                         nsh[pid] = nsh.get(pid, 0) + 1
+                        if counts_as:
+                            ninf[pid] = ninf.get(pid, 0) + counts_as
         scored: list[tuple[float, str]] = []
         posts = state.posts
         for pid in seen:
             cand = posts[pid]
             if cand.member == post.member:
                 continue
+            if pid not in acc_tag and ninf.get(pid, 0) < cfg.min_shared_terms:
+                continue  # no shared tag and fewer than two informative shared words: no evidence
             tag_cos = min(1.0, acc_tag[pid] / (tag_norm * cand.tag_norm)) if pid in acc_tag else 0.0
             text_cos = min(1.0, acc_text[pid] / (text_norm * cand.text_norm)) if pid in acc_text else 0.0
             if not (tag_norm and cand.tag_norm):  # untagged: missing evidence is not negative evidence

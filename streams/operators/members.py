@@ -73,7 +73,7 @@ from online_models.churn import (
     RecencyBaseline,
     member_features,
 )
-from online_models.sentiment import sentiment
+from online_models.text_stage import analysis_of
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
@@ -172,7 +172,7 @@ class MemberInsights:
             t.touch(i, ts)
             cls = ev.__class__
             if cls is Post:
-                t.post(i, sentiment(ev.text))  # type: ignore[union-attr]
+                t.post(i, analysis_of(ev).sentiment)
                 if ev.reply_to is not None:  # type: ignore[union-attr]
                     self._credit(st, ev.reply_to, member)  # type: ignore[union-attr]
                 posts = st.posts

@@ -52,6 +52,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
+from online_models.text_stage import TEXT_MAX_CHARS, annotate
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
 from streams.operators.base import Output, RedisCommand, StatefulOperator
@@ -70,7 +71,7 @@ def _blob(value: Any) -> str:
 
 
 _EVENT_CLASSES: tuple[type[Post], type[Reaction], type[Rsvp]] = (Post, Reaction, Rsvp)
-_EVENT_FIELDS = {cls: attrgetter(*cls.__slots__) for cls in _EVENT_CLASSES}
+_EVENT_FIELDS = {cls: attrgetter(*(f for f in cls.__slots__ if f != "analysis")) for cls in _EVENT_CLASSES}
 _EVENT_CODES = {cls: code for code, cls in enumerate(_EVENT_CLASSES)}
 
 
@@ -96,9 +97,11 @@ class OperatorRunner:
         snapshot_every: int = SNAPSHOT_EVERY,
         idle_ttl_seconds: int | None = None,
         log_max_bytes: int = LOG_MAX_BYTES,
+        text_max_chars: int = TEXT_MAX_CHARS,
     ) -> None:
         self.operators = list(operators)
         self.idle_ttl_seconds = idle_ttl_seconds  # EXPIRE of a community's snapshots and log
+        self.text_max_chars = text_max_chars
         self.max_states = max_states
         self.snapshot_every = snapshot_every
         self.states: dict[str, dict[str, Any]] = {op.name: {} for op in self.operators}
@@ -141,6 +144,8 @@ class OperatorRunner:
         """Install each community's snapshots (absent: a fresh state) and replay its log."""
         for community, (snapshots, entries) in stored.items():
             replay = [_unblob_events(entry) for entry in entries]
+            for events in replay:
+                annotate(events, self.text_max_chars)  # the analysis is recomputed, never logged
             for op in self.operators:
                 blob = snapshots.get(op.name)
                 state = op.new_state(community) if blob is None else _unblob(blob)
@@ -160,6 +165,7 @@ class OperatorRunner:
         persist: list[RedisCommand] = []
         if not events:
             return output, persist
+        annotate(events, self.text_max_chars)  # the text stage: once per post, shared by all operators
         by_community: dict[str, list[Event]] = {}
         for ev in events:
             by_community.setdefault(ev.community, []).append(ev)

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from online_models.text_features import extract_terms, normalize_tag
+from online_models.text_stage import informativeness
 from streams.config import Settings
 from streams.operators.matching import MatchConfig
 from streams.publisher import Outgoing, Publisher
@@ -94,6 +95,7 @@ def post(
 
 class Reference:
     """The documented score, recomputed: binary TF-IDF cosines with ``idf = ln((1+n)/(1+df)) + 1``
+    (text terms: times their wordfreq informativeness)
     learned from the community's needs and offers so far (the new one included); a post's norms are
     those of when it opened, the dot product uses the newcomer's weights; relevance =
     w_tags·cos(tags) + w_text·cos(terms) (one cosine takes both weights when a side has no tags or
@@ -110,7 +112,12 @@ class Reference:
         self.df.update(doc.tag_keys | doc.terms)
         self.n += 1
         n, df = self.n, dict(self.df)
-        weight = self.weights[doc.pid] = lambda k: math.log((1 + n) / (1 + df.get(k, 0))) + 1
+        # Tags weigh their IDF; text terms their IDF x wordfreq informativeness (issue 18).
+        def weight(k: str) -> float:
+            idf = math.log((1 + n) / (1 + df.get(k, 0))) + 1
+            return idf if k.startswith("#") else idf * informativeness(k)
+
+        self.weights[doc.pid] = weight
         self.norms[doc.pid] = (
             math.sqrt(sum(weight(k) ** 2 for k in doc.tag_keys)),
             math.sqrt(sum(weight(k) ** 2 for k in doc.terms)),

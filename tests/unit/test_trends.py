@@ -189,7 +189,10 @@ def test_surges_reach_the_top_three_within_30_minutes_and_alert_once(surging):
     assert len({(a["community"], a["topic"]) for a in alerts}) == len(alerts)  # once per surge
     a = alerts[0]
     assert a["id"] == f"topic_surge:{a['community']}:{a['topic']}:{a['ts'] // 600_000 * 600}"
-    assert a["kind"] == "topic_surge" and a["count"] >= 10 and a["growth"] >= 5 and a["members"]
+    # at least 10 mentions an hour over what the alert covers (the last hour, or its last half
+    # hour: issue 18's half-hour scale), 5x the baseline over the same span
+    assert a["kind"] == "topic_surge" and a["count"] >= 10 * a["minutes"] / 60 - 1e-9 and a["members"]
+    assert a["growth"] >= 5
 
 
 def test_steady_streams_raise_no_alert():
@@ -198,7 +201,7 @@ def test_steady_streams_raise_no_alert():
     assert not [m for o in outputs for m in o.messages]
     for community in ("en0", "zh1", "mixed2"):
         top = redis.top(f"pulse:trends:{community}", 50)
-        assert len(top) == 50
+        assert 0 < len(top) <= 50  # issue 18: a word said once in the last hour is not ranked
         fields = redis.hashes[f"pulse:trends:{community}:{top[0]}"]
         assert {"count", "forecast", "growth", "level", "momentum", "score", "first_seen"} <= set(fields)
         themes = orjson.loads(redis.strings[f"pulse:themes:{community}"])

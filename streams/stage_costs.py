@@ -240,8 +240,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     msgs = bench_messages(args.events)
     costs = measure_stage_costs(args.events, args.operators, args.batch, messages=msgs)
     print(render_costs(costs))
-    print(f"in-process: {costs['in_process_events_per_s']:,.0f} events/s (CPU);"
-          f" gc collections by generation: {costs['gc_collections']}")
+    print(
+        f"in-process: {costs['in_process_events_per_s']:,.0f} events/s (CPU);"
+        f" gc collections by generation: {costs['gc_collections']}"
+    )
     if args.profile:
         prof = cProfile.Profile()
         profiled = measure_stage_costs(args.events, args.operators, args.batch, profile=prof, messages=msgs)

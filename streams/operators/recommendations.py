@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np

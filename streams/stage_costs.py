@@ -105,6 +105,7 @@ def measure_stage_costs(
     members: int = 20_000,
     profile: cProfile.Profile | None = None,
     messages: list[Message] | None = None,
+    gc_gen0: int = 50_000,
 ) -> dict[str, Any]:
     """Run the stream through the pipeline and the operators; µs per applied event per stage.
 
@@ -119,7 +120,7 @@ def measure_stage_costs(
     gc.collect()
     gc.freeze()  # as the worker does (streams.engines.applier.tune_gc)
     old_threshold = gc.get_threshold()
-    gc.set_threshold(20_000, 20, 20)
+    gc.set_threshold(gc_gen0, 20, 20)  # as `pulse worker` (streams/cli.py)
     gc_clock = _GcClock()
     gc.callbacks.append(gc_clock)
     try:

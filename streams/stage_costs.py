@@ -32,7 +32,7 @@ import pstats
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,14 +48,20 @@ PARTITIONS = 4
 def bench_messages(
     events: int, communities: int = 200, members: int = 20_000, seed: int = 42, dup_rate: float = 0.01
 ) -> list[Message]:
-    """The bench's stream as engine-neutral messages: partition by key, offsets in order."""
+    """The bench's stream (its simulator settings) as engine-neutral messages."""
     from streams.simulator import SimConfig, Simulator
 
     config = SimConfig(seed=seed, events=events, communities=communities, members=members, dup_rate=dup_rate)
+    return as_messages(Simulator(config).messages())
+
+
+def as_messages(records: Iterable[Any]) -> list[Message]:
+    """Records with ``topic`` (logical), ``key`` and ``value`` → messages partitioned by key, offsets
+    in order (crc32 of the key, not Kafka's murmur2: any split by key keeps a community together)."""
     offsets: dict[tuple[str, int], int] = defaultdict(int)
     out = []
-    for m in Simulator(config).messages():
-        partition = zlib.crc32(m.key) % PARTITIONS
+    for m in records:
+        partition = zlib.crc32(m.key or b"") % PARTITIONS
         offset = offsets[(m.topic, partition)]
         offsets[(m.topic, partition)] = offset + 1
         out.append(Message(m.topic, partition, offset, m.key, m.value))
@@ -163,6 +169,7 @@ def measure_stage_costs(
     }
     total = pipeline_s + run_s
     return {
+        "operators_setting": operators,
         "events": applied,
         "messages": len(msgs),
         "batch": batch,

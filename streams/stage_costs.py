@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from streams.config import Settings
 from streams.operators.registry import build_operators
 from streams.operators.runner import OperatorRunner
@@ -183,6 +185,57 @@ def measure_stage_costs(
     }
 
 
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_memory(
+    events: int, communities: int, members: int, operators: str = "all", batch: int = 20_000
+) -> dict[str, Any]:
+    """Memory of the live operator states after ``events`` events of the given shape, in this
+    process: RSS growth over the process with everything imported and the messages built (after
+    a full collection), and the pickled size of each operator's states (what Redis holds), per
+    community and per active member.  Run each shape in a fresh process (``--memory``): freed
+    memory is not always returned to the OS, so shapes measured in one process would overlap."""
+    import pickle
+
+    msgs = bench_messages(events, communities, members)
+    settings = Settings(_env_file=None, operators=operators)  # type: ignore[call-arg]
+    pipeline = Pipeline(settings)
+    runner = OperatorRunner(build_operators(settings), max_states=10**9)
+    progress: dict[TopicPartition, PartitionProgress] = {}
+    gc.collect()
+    base = _rss_bytes()
+    seen_members: set[str] = set()
+    seen_communities: set[str] = set()
+    for at in range(0, len(msgs), batch):
+        result = pipeline.apply_batch(msgs[at : at + batch], progress)
+        for name, absent in runner.missing(result.events).items():
+            runner.load(name, dict.fromkeys(absent))
+        runner.run(result.events)
+        seen_members.update(ev.member for ev in result.events)
+        seen_communities.update(ev.community for ev in result.events)
+    del msgs
+    gc.collect()
+    grown = _rss_bytes() - base
+    pickled = {
+        name: sum(len(pickle.dumps(st, protocol=5)) for st in states.values())
+        for name, states in runner.states.items()
+    }
+    n_c, n_m = len(seen_communities), len(seen_members)
+    return {
+        "events": events, "communities": n_c, "active_members": n_m, "operators": operators,
+        "rss_growth_bytes": grown,
+        "rss_growth_per_community": round(grown / max(1, n_c)),
+        "pickled_state_bytes": pickled,
+        "pickled_per_community": {k: round(v / max(1, n_c)) for k, v in pickled.items()},
+        "pickled_per_active_member": {k: round(v / max(1, n_m), 1) for k, v in pickled.items()},
+    }  # fmt: skip
+
+
 def profile_summary(prof: cProfile.Profile, events: int, top: int = 30) -> str:
     """cProfile's top functions by own time, and own time grouped by source file (µs/event)."""
     stats = pstats.Stats(prof)
@@ -244,7 +297,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--operators", default="all")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="also write a cProfile summary here")
+    parser.add_argument(
+        "--memory", default=None, metavar="COMMUNITIES:MEMBERS",
+        help="instead: memory of the live states after --events events of this shape (JSON on stdout)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.memory:
+        c, m = (int(x) for x in args.memory.split(":"))
+        print(orjson.dumps(measure_memory(args.events, c, m, args.operators)).decode())
+        return
     msgs = bench_messages(args.events)
     costs = measure_stage_costs(args.events, args.operators, args.batch, messages=msgs)
     print(render_costs(costs))

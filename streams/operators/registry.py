@@ -44,12 +44,15 @@ def operator_names(spec: str) -> list[str]:
     """``PULSE_OPERATORS`` → operator names, in registry order for aliases, else as written.
 
     Comma-separated names or aliases (``all``, ``default`` = ``all``, ``core``); a name preceded by
-    ``-`` is turned off (``all,-trends``: every operator but trends).  Empty = none (activity only).
+    ``-`` is turned off (``all,-trends``, or just ``-trends``: every operator but trends).  Empty:
+    none (the activity score only).
 
     >>> operator_names("all,-trends,-members") == [n for n in OPERATORS if n not in ("trends", "members")]
     True
     >>> operator_names("core"), operator_names("turnout, forecasts"), operator_names("")
     (['forecasts', 'turnout'], ['turnout', 'forecasts'], [])
+    >>> operator_names("-trends") == operator_names("all,-trends") != operator_names("all")
+    True
     """
     names: list[str] = []
     off: set[str] = set()
@@ -62,6 +65,8 @@ def operator_names(spec: str) -> list[str]:
         for name in ALIASES.get(item, (item,)):
             if name not in names:
                 names.append(name)
+    if off and not names:  # only turning some off: off from the default, every operator
+        names = list(OPERATORS)
     unknown = [n for n in [*names, *sorted(off)] if n not in OPERATORS]
     if unknown:
         raise ValueError(

@@ -112,7 +112,7 @@ class Supervisor:
                     "supervisor: worker %d (pid %d) exited with %s after %.1f s; restarting in %.0f s",
                     child.index, proc.pid, code, lived, child.backoff,
                 )  # fmt: skip
-            if child.proc is None and now >= child.restart_at:
+            if child.proc is None and now >= child.restart_at and not self.stopping:
                 if child.exits:
                     child.restarts += 1
                 self._start(child)

@@ -1,10 +1,19 @@
 """Event contract v1: typed records and the one function that turns raw bytes into them.
 
 The JSON Schema files beside this module are the contract (publishers in other languages
-validate against them); :func:`decode` compiles them with fastjsonschema, so Pulse checks
-exactly what the files say, then adds what a schema cannot: the timestamp must parse and lie
-in a plausible range.  Anything else comes back as a :class:`Rejection` with a bounded
-``reason`` (a metric label) and a human ``detail`` naming the field.
+validate against them).  :meth:`EventDecoder.decode` accepts exactly what the files accept, then
+adds what a schema cannot: a ``date-time`` must be RFC 3339 (upper or lower case ``T``/``Z``) and
+every timestamp must lie in a plausible range.  Integers are JSON Schema (draft 7) integers, so an
+integral float such as ``1796178550641.0`` is one.  Anything else comes back as a
+:class:`Rejection` with a bounded ``reason`` (a metric label) and a human ``detail`` naming the field.
+
+Validation has two paths with one answer.  The fast one converts the parsed JSON to a msgspec
+struct whose constraints mirror the schema file (~0.5 µs instead of fastjsonschema's ~2 µs).
+Anything it refuses goes through the schema file itself, compiled by fastjsonschema, which
+either names the failing field or accepts the event (a value the fast path does not take, e.g.
+an integral float): the fast path may only ever be stricter than the schema, never looser, and
+``tests/test_schema_contract.py`` checks both against the ``jsonschema`` library on generated
+events.
 
 >>> d = EventDecoder(max_message_bytes=10_000, max_future_ms=300_000)
 >>> ev = d.decode("posts", b'{"id":"e1","community":"c","member":"m","ts":"2026-01-01T00:00:00Z",'
@@ -27,10 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import fastjsonschema
+import msgspec
 import orjson
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 SCHEMA_DIR = Path(__file__).parent
 SCHEMA_FILES = {"posts": "post.schema.json", "reactions": "reaction.schema.json", "rsvps": "rsvp.schema.json"}
@@ -88,7 +99,10 @@ class Rejection(NamedTuple):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?\Z")  # offset: below
+# ASCII digits only (\d would take other scripts' digits); the offset is checked below
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
+)
 _MS = timedelta(milliseconds=1)
 
 
@@ -97,28 +111,76 @@ class TimestampError(ValueError):
 
 
 def parse_ts(value: object, field: str = "ts") -> int:
-    """RFC 3339 string or integer epoch ms → epoch ms.
+    """RFC 3339 string, or integer epoch ms (a JSON Schema integer: ``5`` or ``5.0``) → epoch ms.
 
-    >>> parse_ts("2026-01-01T08:00:00+08:00"), parse_ts(5)
-    (1767225600000, 5)
+    >>> parse_ts("2026-01-01T08:00:00+08:00"), parse_ts(5), parse_ts(5.0), parse_ts("2026-01-01t00:00:00.5z")
+    (1767225600000, 5, 5, 1767225600500)
     >>> parse_ts("2026-01-01T00:00:00")
     Traceback (most recent call last):
     ...
     schemas.events.TimestampError: ts '2026-01-01T00:00:00' has no UTC offset (RFC 3339 requires one)
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if not isinstance(value, str):  # JSON Schema calls 1.7e12 an integer; the contract says integer ms
+    if value.__class__ is int:
+        return value  # type: ignore[return-value]
+    if not isinstance(value, str):
+        if isinstance(value, float) and value.is_integer():  # what many encoders write for an integer
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
         raise TimestampError(f"{field} {value!r:.40} is not integer epoch milliseconds")
     if not _RFC3339.match(value):
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time")
     try:
-        dt = datetime.fromisoformat(value)
+        # RFC 3339 (5.6) allows lower case t and z; fromisoformat takes only upper case
+        dt = datetime.fromisoformat(value.upper())
     except ValueError:
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time") from None
     if dt.tzinfo is None:
         raise TimestampError(f"{field} {value[:64]!r} has no UTC offset (RFC 3339 requires one)")
     return (dt - _EPOCH) // _MS  # exact integer arithmetic: no float rounding at window edges
+
+
+# The fast path's types: each constraint mirrors the schema file (tests/test_schema_contract.py).
+_Id = Annotated[str, Meta(min_length=1, max_length=256)]
+_Tag = Annotated[str, Meta(min_length=1, max_length=64)]
+_Tags = Annotated[tuple[_Tag, ...], Meta(max_length=32)]
+_Time = int | Annotated[str, Meta(max_length=64)]
+
+
+class _PostIn(Struct, gc=False):
+    id: _Id
+    community: _Id
+    member: _Id
+    ts: _Time
+    post: _Id
+    text: Annotated[str, Meta(max_length=10_000)]
+    kind: Literal["post", "need", "offer", "resolved"] = "post"
+    tags: _Tags = ()
+    reply_to: _Id | UnsetType = UNSET
+
+
+class _ReactionIn(Struct, gc=False):
+    id: _Id
+    community: _Id
+    member: _Id
+    ts: _Time
+    post: _Id
+    reaction: Literal["like", "love", "insightful", "thanks", "laugh", "sad", "angry", "report"]
+
+
+class _RsvpIn(Struct, gc=False):
+    id: _Id
+    community: _Id
+    member: _Id
+    ts: _Time
+    meetup: _Id
+    status: Literal["going", "maybe", "declined", "cancelled", "attended"]
+    meetup_tags: _Tags = ()
+    starts_at: _Time | UnsetType = UNSET
+    capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | UnsetType = UNSET
+
+
+_FAST_TYPES: dict[str, type[Struct]] = {"posts": _PostIn, "reactions": _ReactionIn, "rsvps": _RsvpIn}
 
 
 def _compile(topic: str) -> Callable[[Any], Any]:
@@ -146,6 +208,12 @@ class EventDecoder:
             "reactions": _build_reaction,
             "rsvps": _build_rsvp,
         }
+        self._fast_types = _FAST_TYPES
+        self._fast_builders: dict[str, Callable[[Any, int], Event]] = {
+            "posts": _fast_post,
+            "reactions": _fast_reaction,
+            "rsvps": _fast_rsvp,
+        }
 
     def latest_ts(self) -> int:
         """The newest acceptable event time now (ms); the pipeline reads the clock once per batch."""
@@ -162,6 +230,18 @@ class EventDecoder:
         except orjson.JSONDecodeError as exc:
             return Rejection("invalid_json", str(exc)[:200])
         try:
+            fast = msgspec.convert(data, self._fast_types[topic])
+        except msgspec.ValidationError:
+            return self._decode_checked(topic, data, latest_ts)
+        try:
+            ts = self._check_ts(parse_ts(fast.ts), latest_ts)  # type: ignore[attr-defined]
+            return self._fast_builders[topic](fast, ts)
+        except TimestampError as exc:
+            return Rejection("timestamp", str(exc))
+
+    def _decode_checked(self, topic: str, data: Any, latest_ts: int | None) -> Event | Rejection:
+        """The schema file itself (fastjsonschema): what the fast path refused, and why."""
+        try:
             self._validators[topic](data)
         except fastjsonschema.JsonSchemaValueException as exc:
             name = exc.name or "data"
@@ -169,14 +249,35 @@ class EventDecoder:
             message = exc.message.removeprefix(name).strip()
             return Rejection("schema", f"{field}: {message}"[:300])
         try:
-            ts = parse_ts(data["ts"])
-            if ts < MIN_TS_MS:
-                raise TimestampError(f"ts {ts} ms is before 2000-01-01")
-            if ts > (latest_ts if latest_ts is not None else self.latest_ts()):
-                raise TimestampError(f"ts {ts} ms is more than {self.max_future_ms} ms in the future")
-            return self._builders[topic](data, ts)
+            return self._builders[topic](data, self._check_ts(parse_ts(data["ts"]), latest_ts))
         except TimestampError as exc:
             return Rejection("timestamp", str(exc))
+
+    def _check_ts(self, ts: int, latest_ts: int | None) -> int:
+        if ts < MIN_TS_MS:
+            raise TimestampError(f"ts {ts} ms is before 2000-01-01")
+        if ts > (latest_ts if latest_ts is not None else self.latest_ts()):
+            raise TimestampError(f"ts {ts} ms is more than {self.max_future_ms} ms in the future")
+        return ts
+
+
+def _fast_post(p: _PostIn, ts: int) -> Post:
+    reply_to = p.reply_to
+    return Post(p.id, p.community, p.member, ts, p.post, p.text, p.kind, p.tags,
+                None if reply_to is UNSET else reply_to)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _fast_reaction(r: _ReactionIn, ts: int) -> Reaction:
+    return Reaction(r.id, r.community, r.member, ts, r.post, r.reaction)
+
+
+def _fast_rsvp(r: _RsvpIn, ts: int) -> Rsvp:
+    starts_at, capacity = r.starts_at, r.capacity
+    return Rsvp(
+        r.id, r.community, r.member, ts, r.meetup, r.status, r.meetup_tags,
+        None if starts_at is UNSET else parse_ts(starts_at, "starts_at"),
+        None if capacity is UNSET else capacity,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def _build_post(d: dict[str, Any], ts: int) -> Post:
@@ -191,9 +292,9 @@ def _build_reaction(d: dict[str, Any], ts: int) -> Reaction:
 
 
 def _build_rsvp(d: dict[str, Any], ts: int) -> Rsvp:
-    starts_at = d.get("starts_at")
+    starts_at, capacity = d.get("starts_at"), d.get("capacity")
     return Rsvp(
         d["id"], d["community"], d["member"], ts, d["meetup"], d["status"],
         tuple(d.get("meetup_tags", ())), None if starts_at is None else parse_ts(starts_at, "starts_at"),
-        d.get("capacity"),
+        None if capacity is None else int(capacity),  # a JSON Schema integer may be written 5.0
     )  # fmt: skip

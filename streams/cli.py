@@ -51,9 +51,22 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @settings_options
-def worker(**kwargs: Any) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Worker processes in one group (a supervisor restarts any that dies; child i serves"
+    " metrics on PULSE_METRICS_PORT + i). See streams/engines/supervisor.py.",
+)
+def worker(processes: int = 1, **kwargs: Any) -> None:
     """Consume the input topics and keep Redis up to date (until SIGTERM/SIGINT)."""
     settings, _ = _split(kwargs)
+    if processes > 1:
+        from streams.bench import settings_env
+        from streams.engines.supervisor import Supervisor
+
+        sys.exit(Supervisor(processes, settings_env(settings), settings.metrics_port).run())
     from streams.metrics import serve
     from streams.startup import StartupError, wait_for_services
 

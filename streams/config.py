@@ -73,8 +73,9 @@ class Settings(BaseSettings):
         "batch", description="batch: confluent-kafka batch consumer; faust: Faust agents (take_events)."
     )
     operators: str = Field(
-        "default",
-        description="Stateful operators: 'default' (forecasts, turnout), 'all', or names, comma separated.",
+        "all",
+        description="Stateful operators, comma separated: 'all' (the default; 'default' is the same),"
+        " 'core' (forecasts, turnout) or names; '-name' turns one off, e.g. 'all,-trends'.",
     )
     batch_max: int = Field(
         20000,

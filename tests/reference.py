@@ -15,10 +15,10 @@ The rules, per input record, in this order:
 2. ``invalid_json``: the value is ``None`` or :func:`orjson.loads` fails (not UTF-8,
    not JSON, nesting deeper than 1024, a number that overflows a double, ...);
 3. ``schema``: the document fails the JSON Schema of its topic (draft 7);
-4. ``timestamp``: ``ts`` is neither an RFC 3339 string with a UTC offset (parsed with
-   :meth:`datetime.datetime.fromisoformat`, ``tzinfo`` required) nor a Python ``int``
-   (``bool`` excluded, integral floats such as ``1.7e12`` excluded too, see
-   :func:`parse_ts_ms`), or lies outside ``[2000-01-01, now + max_future_seconds]``;
+4. ``timestamp``: ``ts`` is neither an RFC 3339 string with a UTC offset (upper or lower
+   case ``T``/``Z``, parsed with :meth:`datetime.datetime.fromisoformat`, ``tzinfo`` required)
+   nor a JSON Schema integer (a Python ``int``, ``bool`` excluded, or an integral float such
+   as ``1.7e12``, see :func:`parse_ts_ms`), or lies outside ``[2000-01-01, now + max_future_seconds]``;
    an RSVP's ``starts_at``, when present, only has to parse by the same rule.
 
 Valid events are processed per topic-partition in offset order.  The partition's
@@ -189,27 +189,32 @@ _RFC3339_SHAPE = r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)
 def parse_ts_ms(value: Any) -> int | None:
     """Epoch milliseconds of a ``ts``/``starts_at`` value, or ``None`` if it doesn't parse.
 
-    * a Python ``int`` (not ``bool``) is taken as epoch milliseconds as is;
-    * a ``str`` must have the RFC 3339 shape (``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)``), parse with
-      :meth:`datetime.fromisoformat` and carry a UTC offset;
-      sub-millisecond digits are floored (exact integer arithmetic, no float rounding);
-    * anything else (``float``, even an integral one like ``1.7e12`` that JSON Schema
-      calls an integer; ``bool``; ``None``; containers) does not parse.
+    * a Python ``int`` (not ``bool``) is taken as epoch milliseconds as is, and so is an
+      integral ``float`` (``1.7e12``: an integer under JSON Schema draft 7);
+    * a ``str`` must have the RFC 3339 shape (``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)``, ``T``
+      and ``Z`` in either case, ASCII digits), parse with :meth:`datetime.fromisoformat` (after
+      upper-casing) and carry a UTC offset; sub-millisecond digits are floored (exact integer
+      arithmetic, no float rounding);
+    * anything else (a fractional ``float``, ``bool``, ``None``, containers) does not parse.
 
-    >>> parse_ts_ms("2000-01-01T00:00:00Z"), parse_ts_ms("2000-01-01T01:00:00.0019+01:00")
+    >>> parse_ts_ms("2000-01-01T00:00:00Z"), parse_ts_ms("2000-01-01t01:00:00.0019+01:00")
     (946684800000, 946684800001)
-    >>> parse_ts_ms("2000-01-01T00:00:00") is None, parse_ts_ms(True) is None, parse_ts_ms(1.0) is None
+    >>> parse_ts_ms("2000-01-01T00:00:00") is None, parse_ts_ms(True) is None, parse_ts_ms(1.5) is None
     (True, True, True)
+    >>> parse_ts_ms(1.0), parse_ts_ms("2000-01-01T00:00:00z")
+    (1, 946684800000)
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
     if isinstance(value, str):
-        if not re.fullmatch(_RFC3339_SHAPE, value):
+        if not re.fullmatch(_RFC3339_SHAPE, value, flags=re.ASCII):
             return None
         try:
-            dt = datetime.fromisoformat(value)
+            dt = datetime.fromisoformat(value.upper())
         except ValueError:
             return None
         if dt.tzinfo is None or dt.utcoffset() is None:

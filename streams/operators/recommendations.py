@@ -41,6 +41,7 @@ import heapq
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,17 @@ def _restore_meetup(*state: Any) -> MeetupInfo:
     info = MeetupInfo.__new__(MeetupInfo)
     info.capacity, info.going, info.responders, info.starts_at, info.tags = state
     return info
+
+
+# Tag lists repeat (a meetup's RSVPs, a community's usual topics): normalize each distinct one once.
+@lru_cache(maxsize=16_384)
+def _meetup_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalize_tag(t) for t in tags))
+
+
+@lru_cache(maxsize=16_384)
+def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
 class RecoState:
@@ -192,7 +204,7 @@ class MeetupRecommender:
     def _rsvp(self, state: RecoState, ev: Rsvp) -> None:
         cfg = self.config
         info = state.meetups.get(ev.meetup)
-        tags = tuple(dict.fromkeys(normalize_tag(t) for t in ev.meetup_tags))
+        tags = _meetup_tags(ev.meetup_tags)
         if info is None:
             info = state.meetups[ev.meetup] = MeetupInfo(ev.starts_at, tags, ev.capacity)
             if len(state.meetups) > cfg.max_meetups:
@@ -227,7 +239,7 @@ class MeetupRecommender:
         return True
 
     def _post(self, state: RecoState, ev: Post) -> None:
-        tags = tuple(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
+        tags = _post_tags(ev.tags)
         if not tags:
             return
         posts = state.post_tags

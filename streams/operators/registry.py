@@ -23,9 +23,16 @@ OPERATORS: dict[str, str] = {
 }
 """name → ``module:Class``; every class has ``from_settings(settings)``."""
 
-DEFAULT_OPERATORS: tuple[str, ...] = ("forecasts", "turnout")
-"""What ``PULSE_OPERATORS=default`` runs: the models cheap enough for the throughput target.  The
-others cost far more per event today (trends alone ~100–400 µs) and are opt-in by name or ``all``."""
+CORE_OPERATORS: tuple[str, ...] = ("forecasts", "turnout")
+"""``PULSE_OPERATORS=core``: the demand/supply and turnout models alone, the lightest useful worker
+(what ``default`` meant before every operator was on by default)."""
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "all": tuple(OPERATORS),
+    "default": tuple(OPERATORS),
+    "core": CORE_OPERATORS,
+}
+"""Names standing for several operators.  ``default`` is ``all``: the default runs every operator."""
 
 
 def build_operator(name: str, settings: Settings) -> StatefulOperator[Any]:
@@ -33,14 +40,41 @@ def build_operator(name: str, settings: Settings) -> StatefulOperator[Any]:
     return getattr(import_module(module), cls).from_settings(settings)  # type: ignore[no-any-return]
 
 
-def build_operators(settings: Settings) -> list[StatefulOperator[Any]]:
-    """The operators named in ``settings.operators`` (``default``, ``all``, or names), in order."""
-    wanted = settings.operators.strip()
-    if wanted in ("all", "default"):
-        names = list(OPERATORS) if wanted == "all" else list(DEFAULT_OPERATORS)
-    else:
-        names = [n.strip() for n in wanted.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPERATORS]
+def operator_names(spec: str) -> list[str]:
+    """``PULSE_OPERATORS`` → operator names, in registry order for aliases, else as written.
+
+    Comma-separated names or aliases (``all``, ``default`` = ``all``, ``core``); a name preceded by
+    ``-`` is turned off (``all,-trends``, or just ``-trends``: every operator but trends).  Empty:
+    none (the activity score only).
+
+    >>> operator_names("all,-trends,-members") == [n for n in OPERATORS if n not in ("trends", "members")]
+    True
+    >>> operator_names("core"), operator_names("turnout, forecasts"), operator_names("")
+    (['forecasts', 'turnout'], ['turnout', 'forecasts'], [])
+    >>> operator_names("-trends") == operator_names("all,-trends") != operator_names("all")
+    True
+    """
+    names: list[str] = []
+    off: set[str] = set()
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if item.startswith("-"):
+            off.add(item[1:].strip())
+            continue
+        for name in ALIASES.get(item, (item,)):
+            if name not in names:
+                names.append(name)
+    if off and not names:  # only turning some off: off from the default, every operator
+        names = list(OPERATORS)
+    unknown = [n for n in [*names, *sorted(off)] if n not in OPERATORS]
     if unknown:
-        raise ValueError(f"unknown operators {unknown}; known: {', '.join(OPERATORS)}")
-    return [build_operator(n, settings) for n in names]
+        raise ValueError(
+            f"unknown operators {unknown}; known: {', '.join(OPERATORS)} (or {', '.join(ALIASES)})"
+        )
+    return [n for n in names if n not in off]
+
+
+def build_operators(settings: Settings) -> list[StatefulOperator[Any]]:
+    """The operators named in ``settings.operators`` (see :func:`operator_names`)."""
+    return [build_operator(n, settings) for n in operator_names(settings.operators)]

@@ -27,7 +27,7 @@ def test_quick_bench_reports_every_figure(make_settings, redis_client, tmp_path)
     assert on_disk["machine"]["cpu_count"] and on_disk["machine"]["versions"]["confluent-kafka"]
 
     modes = on_disk["throughput"]
-    pulse_modes = ("pulse_batch", "pulse_faust", "pulse_batch_2_workers", "pulse_batch_all_operators")
+    pulse_modes = ("pulse_batch", "pulse_faust", "pulse_batch_core", "pulse_batch_2_processes")
     assert set(modes) == {"raw", "faust_baseline", *pulse_modes}
     for name, mode in modes.items():
         assert mode["events_per_s"] > 0, name
@@ -38,9 +38,22 @@ def test_quick_bench_reports_every_figure(make_settings, redis_client, tmp_path)
     assert modes["raw"]["ratio_to_raw"] == 1.0
     for name in pulse_modes:
         assert modes[name]["peak_rss_bytes"] > 10 * 2**20, name  # a Python worker holds more than 10 MB
-    assert modes["pulse_batch_all_operators"]["extra"]["operators"] == "all"
+    # the default is every operator (issue 14); core is the light comparison row
+    assert modes["pulse_batch"]["extra"]["operators"] == modes["pulse_faust"]["extra"]["operators"] == "all"
+    assert modes["pulse_batch_core"]["extra"]["operators"] == "core"
+    assert modes["pulse_batch_2_processes"]["extra"]["processes"] == 2
     summary = on_disk["summary"]
-    assert summary["pulse_vs_faust_baseline"] > 0 and summary["two_workers_speedup"] > 0
+    assert summary["pulse_vs_faust_baseline"] > 0 and summary["two_processes_speedup"] > 0
+    assert summary["pulse_faust_engine_vs_faust_baseline"] > 0
+
+    # each operator's cost per event, measured in-process on the same messages
+    costs = on_disk["operator_costs"]
+    assert set(costs["operators"]) == {
+        "forecasts", "turnout", "trends", "members", "kpis", "atmosphere", "matching", "recommendations"
+    }  # fmt: skip
+    assert all(us > 0 for us in costs["operators"].values())
+    assert costs["messages"] == on_disk["dataset"]["messages"]
+    assert "## Cost per event" in markdown and "operator:trends" in markdown
 
     assert on_disk["latency"], "no latency figures"
     for row in on_disk["latency"]:
@@ -53,4 +66,7 @@ def test_quick_bench_reports_every_figure(make_settings, redis_client, tmp_path)
         assert row["active_members"] > 0 and row["bytes_per_active_member"] > 0
         assert row["peak_rss_bytes"] > 0
 
-    assert set(on_disk["targets"]) >= {"Pulse ≥ 50,000 events/s", "Pulse ≥ 10× the Faust baseline"}
+    wanted = {"all operators: ≥ 50 % of the raw consumer's events/s",
+              "Faust engine, all operators: ≥ 10× the idiomatic Faust baseline"}  # fmt: skip
+    assert wanted <= set(on_disk["targets"])
+    assert {row["operators"] for row in on_disk["latency"]} == {"all", "core"}

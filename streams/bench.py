@@ -61,6 +61,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streams import keys as key_contract
 from streams.config import Settings
 from streams.publisher import Outgoing, PartitionKey, TrackingPublisher
 from streams.sinks.redis_store import PROGRESS_KEY
@@ -955,7 +956,7 @@ def redis_member_bytes(client: redis.Redis) -> tuple[int, int, int]:
         entries += sum(r or 0 for r in replies[1::2])
         batch.clear()
 
-    for key in client.scan_iter(match="pulse:lb:members:*", count=1000):
+    for key in client.scan_iter(match=key_contract.pattern("lb:members"), count=1000):
         batch.append(key)
         keys += 1
         if len(batch) >= 1000:

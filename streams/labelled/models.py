@@ -278,13 +278,13 @@ def evaluate(
         spent["forecasts"] += t1 - t0
         spent["turnout"] += time.process_time() - t1
         for cmd in f_out.commands:
-            if cmd[0] != "HSET" or not cmd[1].startswith("pulse:forecast:"):
+            if cmd[0] != "HSET" or not cmd[1].startswith(keys.pattern("forecast")[:-1]):
                 continue  # an alert's LPUSH / LTRIM
             fields = dict(zip(cmd[2::2], cmd[3::2], strict=True))
             community = keys.ids_of(cmd[1], "forecast")[0]
             published[(community, fields["window"])] = (fields["demand"], fields["supply"])
         for cmd in t_out.commands:
-            if cmd[0] == "HSET" and cmd[1].startswith("pulse:meetup:"):
+            if cmd[0] == "HSET" and cmd[1].startswith(keys.pattern("meetup")[:-1]):
                 meetups[keys.ids_of(cmd[1], "meetup")[1]] = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     first = min(ev.ts for ev in events)
     scored_from = first + int(warmup_days * DAY_MS)

@@ -185,7 +185,7 @@ class TurnoutPredictor:
                 out.observations.append(Observation("turnout_log_loss", community, loss))
                 out.observations.append(Observation("turnout_log_loss_base", community, base))
                 out.commands.append(
-                    ["HSET", f"pulse:turnout:{community}", "log_loss", round(loss, 6),
+                    ["HSET", keys.turnout(community), "log_loss", round(loss, 6),
                      "log_loss_base_rate", round(base, 6), "labels", st.labels]
                 )  # fmt: skip
         return out

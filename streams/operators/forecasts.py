@@ -51,7 +51,7 @@ Bounded memory per community: ``max_tags`` tags tracked (top ``top_tags`` publis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -124,44 +124,50 @@ ERROR_NAMES = ("model", "last_value", "seasonal", "tags", "tags_last_value")
 _MAE_FIELDS = (("mae", "model"), ("mae_last_value", "last_value"), ("mae_seasonal", "seasonal"))
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastConfig:
+    """Every knob of the demand/supply forecaster."""
+
+    window_seconds: int = 3600
+    close_after_ms: int = 300_000
+    top_tags: int = 5
+    max_tags: int = 32
+    gap_margin: float = 1.0
+    gap_ratio: float = 1.5
+    alert_after_windows: int = 24
+    warmup_windows: int = 48
+    rolling_windows: int = 24
+    max_gap_windows: int = 168
+    max_window_members: int = 10_000
+    max_window_tags: int = 256
+    learning_rate: float = 0.01
+    tag_share_rate: float = 0.05
+
+
 class DemandSupplyForecaster:
     """The ``forecasts`` operator (see the module docstring for what it writes and why)."""
 
     name = "forecasts"
 
-    def __init__(
-        self,
-        window_seconds: int = 3600,
-        close_after_ms: int = 300_000,
-        top_tags: int = 5,
-        max_tags: int = 32,
-        gap_margin: float = 1.0,
-        gap_ratio: float = 1.5,
-        alert_after_windows: int = 24,
-        warmup_windows: int = 48,
-        rolling_windows: int = 24,
-        max_gap_windows: int = 168,
-        max_window_members: int = 10_000,
-        max_window_tags: int = 256,
-        learning_rate: float = 0.01,
-        tag_share_rate: float = 0.05,
-    ) -> None:
-        self.size = window_seconds
-        self.size_ms = window_seconds * 1000
-        self.close_after_ms = close_after_ms
-        self.top_tags = top_tags
-        self.max_tags = max_tags
-        self.gap_margin = gap_margin
-        self.gap_ratio = gap_ratio
-        self.alert_after_windows = alert_after_windows
-        self.warmup_windows = warmup_windows
-        self.rolling_windows = rolling_windows
-        self.max_gap_windows = max_gap_windows
-        self.max_window_members = max_window_members
-        self.max_window_tags = max_window_tags
-        self.learning_rate = learning_rate
-        self.tag_share_rate = tag_share_rate
-        self.period = max(1, 86_400 // window_seconds)  # seasonal naive: same time yesterday
+    def __init__(self, config: ForecastConfig | None = None, **overrides: Any) -> None:
+        """``config`` (defaults: :class:`ForecastConfig`), any field overridden by keyword."""
+        c = self.config = replace(config or ForecastConfig(), **overrides)
+        self.size = c.window_seconds
+        self.size_ms = c.window_seconds * 1000
+        self.close_after_ms = c.close_after_ms
+        self.top_tags = c.top_tags
+        self.max_tags = c.max_tags
+        self.gap_margin = c.gap_margin
+        self.gap_ratio = c.gap_ratio
+        self.alert_after_windows = c.alert_after_windows
+        self.warmup_windows = c.warmup_windows
+        self.rolling_windows = c.rolling_windows
+        self.max_gap_windows = c.max_gap_windows
+        self.max_window_members = c.max_window_members
+        self.max_window_tags = c.max_window_tags
+        self.learning_rate = c.learning_rate
+        self.tag_share_rate = c.tag_share_rate
+        self.period = max(1, 86_400 // c.window_seconds)  # seasonal naive: same time yesterday
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemandSupplyForecaster:

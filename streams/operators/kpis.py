@@ -61,7 +61,7 @@ import hashlib
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import Event, Post, Rsvp
@@ -222,40 +222,46 @@ class KpiState:
     ignored: int = 0  # events for windows already closed
 
 
+@dataclass(frozen=True, slots=True)
+class KpiConfig:
+    """Every knob of the operations-KPI operator."""
+
+    window_seconds: int = 3600
+    reply_horizon_seconds: int = DAY
+    match_horizon_seconds: int = 7 * DAY
+    return_horizon_seconds: int = 7 * DAY
+    return_gap_seconds: int = HOUR
+    check_in_seconds: int = 4 * HOUR
+    max_open_posts: int = 5_000
+    max_open_needs: int = 2_000
+    max_newcomers: int = 5_000
+    max_meetups: int = 64
+    max_rsvps: int = 2_000
+    observation_windows: int = 24
+    retention_seconds: int = 7 * DAY
+
+
 class OperationsKpis:
     """The ``kpis`` operator (see the module docstring for what it writes and why)."""
 
     name = "kpis"
 
-    def __init__(
-        self,
-        window_seconds: int = 3600,
-        reply_horizon_seconds: int = DAY,
-        match_horizon_seconds: int = 7 * DAY,
-        return_horizon_seconds: int = 7 * DAY,
-        return_gap_seconds: int = HOUR,
-        check_in_seconds: int = 4 * HOUR,
-        max_open_posts: int = 5_000,
-        max_open_needs: int = 2_000,
-        max_newcomers: int = 5_000,
-        max_meetups: int = 64,
-        max_rsvps: int = 2_000,
-        observation_windows: int = 24,
-        retention_seconds: int = 7 * DAY,
-    ) -> None:
-        self.size = window_seconds
-        self.reply_ms = reply_horizon_seconds * 1000
-        self.match_ms = match_horizon_seconds * 1000
-        self.return_ms = return_horizon_seconds * 1000
-        self.return_gap_ms = return_gap_seconds * 1000
-        self.check_in_ms = check_in_seconds * 1000
-        self.max_open_posts = max_open_posts
-        self.max_open_needs = max_open_needs
-        self.max_newcomers = max_newcomers
-        self.max_meetups = max_meetups
-        self.max_rsvps = max_rsvps
-        self.observation_windows = observation_windows
-        self.retention_seconds = retention_seconds
+    def __init__(self, config: KpiConfig | None = None, **overrides: Any) -> None:
+        """``config`` (defaults: :class:`KpiConfig`), any field overridden by keyword."""
+        c = self.config = replace(config or KpiConfig(), **overrides)
+        self.size = c.window_seconds
+        self.reply_ms = c.reply_horizon_seconds * 1000
+        self.match_ms = c.match_horizon_seconds * 1000
+        self.return_ms = c.return_horizon_seconds * 1000
+        self.return_gap_ms = c.return_gap_seconds * 1000
+        self.check_in_ms = c.check_in_seconds * 1000
+        self.max_open_posts = c.max_open_posts
+        self.max_open_needs = c.max_open_needs
+        self.max_newcomers = c.max_newcomers
+        self.max_meetups = c.max_meetups
+        self.max_rsvps = c.max_rsvps
+        self.observation_windows = c.observation_windows
+        self.retention_seconds = c.retention_seconds
         self.close_ms = max(self.reply_ms, self.match_ms, self.return_ms)
 
     @classmethod

@@ -58,8 +58,8 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -104,36 +104,42 @@ class MemberState:
     evicted: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class MembersConfig:
+    """Every knob of the member-insights operator."""
+
+    checkpoint_seconds: int = 86_400
+    horizon_days: float = 7.0
+    population_days: float = 14.0
+    evict_days: float = 35.0
+    label_delay_seconds: int = 300
+    max_members: int = 5_000
+    max_posts: int = 2_000
+    top_n: int = 100
+    min_actions: float = 3.0
+    learning_rate: float = 0.01
+    l2: float = 1e-4
+
+
 class MemberInsights:
     """The ``members`` operator (see the module docstring for what it writes and why)."""
 
     name = "members"
 
-    def __init__(
-        self,
-        checkpoint_seconds: int = 86_400,
-        horizon_days: float = 7.0,
-        population_days: float = 14.0,
-        evict_days: float = 35.0,
-        label_delay_seconds: int = 300,
-        max_members: int = 5_000,
-        max_posts: int = 2_000,
-        top_n: int = 100,
-        min_actions: float = 3.0,
-        learning_rate: float = 0.01,
-        l2: float = 1e-4,
-    ) -> None:
-        self.checkpoint_ms = checkpoint_seconds * 1000
-        self.horizon_ms = int(horizon_days * DAY_MS)
-        self.population_ms = int(population_days * DAY_MS)
-        self.evict_ms = int(evict_days * DAY_MS)
-        self.label_delay_ms = label_delay_seconds * 1000
-        self.max_members = max_members
-        self.max_posts = max_posts
-        self.top_n = top_n
-        self.min_actions = min_actions
-        self.learning_rate = learning_rate
-        self.l2 = l2
+    def __init__(self, config: MembersConfig | None = None, **overrides: Any) -> None:
+        """``config`` (defaults: :class:`MembersConfig`), any field overridden by keyword."""
+        c = self.config = replace(config or MembersConfig(), **overrides)
+        self.checkpoint_ms = c.checkpoint_seconds * 1000
+        self.horizon_ms = int(c.horizon_days * DAY_MS)
+        self.population_ms = int(c.population_days * DAY_MS)
+        self.evict_ms = int(c.evict_days * DAY_MS)
+        self.label_delay_ms = c.label_delay_seconds * 1000
+        self.max_members = c.max_members
+        self.max_posts = c.max_posts
+        self.top_n = c.top_n
+        self.min_actions = c.min_actions
+        self.learning_rate = c.learning_rate
+        self.l2 = c.l2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemberInsights:

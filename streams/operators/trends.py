@@ -70,7 +70,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -148,73 +148,79 @@ class _View:
         return (self.momentum + 1.0) / (self.level + 1.0)
 
 
+@dataclass(frozen=True, slots=True)
+class TrendsConfig:
+    """Every knob of the trends operator (frozen: one object describes a running operator)."""
+
+    window_seconds: int = 3600
+    buckets_per_window: int = 6
+    top_n: int = 50
+    max_topics: int = 300
+    keep_level: float = 0.1
+    max_topics_per_post: int = 16
+    level_windows: float = 24.0
+    warmup_windows: int = 1
+    warmup_sigmas: float = 3.0
+    background_weight: float = 0.5
+    min_support: int = 2
+    surge_ratio: float = 5.0
+    surge_min_count: int = 10
+    surge_alpha: float = 1e-6
+    surge_short_buckets: int = 3
+    surge_short_alpha: float = 1e-5
+    surge_short_ratio: float = 7.0
+    min_baseline: float = 1.0
+    min_recent: int = 3
+    cooldown_windows: int = 12
+    members_per_topic: int = 5
+    theme_topics: int = 5
+    theme_members: int = 3
+    theme_min_growth: float = 1.5
+    max_recent_posts: int = 128
+    retention_seconds: int = 7 * 86_400
+    learning_rate: float = 0.01
+
+
 class TrendingTopics:
     """The ``trends`` operator (see the module docstring for what it writes and why)."""
 
     name = "trends"
 
-    def __init__(
-        self,
-        window_seconds: int = 3600,
-        buckets_per_window: int = 6,
-        top_n: int = 50,
-        max_topics: int = 300,
-        keep_level: float = 0.1,
-        max_topics_per_post: int = 16,
-        level_windows: float = 24.0,
-        warmup_windows: int = 1,
-        warmup_sigmas: float = 3.0,
-        background_weight: float = 0.5,
-        min_support: int = 2,
-        surge_ratio: float = 5.0,
-        surge_min_count: int = 10,
-        surge_alpha: float = 1e-6,
-        surge_short_buckets: int = 3,
-        surge_short_alpha: float = 1e-5,
-        surge_short_ratio: float = 7.0,
-        min_baseline: float = 1.0,
-        min_recent: int = 3,
-        cooldown_windows: int = 12,
-        members_per_topic: int = 5,
-        theme_topics: int = 5,
-        theme_members: int = 3,
-        theme_min_growth: float = 1.5,
-        max_recent_posts: int = 128,
-        retention_seconds: int = 7 * 86_400,
-        learning_rate: float = 0.01,
-    ) -> None:
-        if window_seconds % buckets_per_window or buckets_per_window < 3:
+    def __init__(self, config: TrendsConfig | None = None, **overrides: Any) -> None:
+        """``config`` (defaults: :class:`TrendsConfig`), any field overridden by keyword."""
+        c = self.config = replace(config or TrendsConfig(), **overrides)
+        if c.window_seconds % c.buckets_per_window or c.buckets_per_window < 3:
             raise ValueError("buckets_per_window must be at least 3 and divide window_seconds")
-        self.window_seconds = window_seconds
-        self.buckets = buckets_per_window
-        self.bucket_ms = window_seconds * 1000 // buckets_per_window
-        self.ring = 2 * buckets_per_window + 1  # current bucket + two full windows
-        self.top_n = top_n
-        self.max_topics = max_topics
-        self.keep_level = keep_level
-        self.max_topics_per_post = max_topics_per_post
-        self.alpha = 1.0 / (level_windows * buckets_per_window)  # per bucket
-        self.warmup_buckets = warmup_windows * buckets_per_window
-        self.warmup_sigmas = warmup_sigmas
-        self.level_windows = level_windows
-        self.background_weight = background_weight
-        self.min_support = min_support
-        self.surge_ratio = surge_ratio
-        self.surge_min_count = surge_min_count
-        self.surge_alpha = surge_alpha
-        self.surge_short_buckets = surge_short_buckets
-        self.surge_short_alpha = surge_short_alpha
-        self.surge_short_ratio = surge_short_ratio
-        self.min_baseline = min_baseline
-        self.min_recent = min_recent
-        self.cooldown_buckets = cooldown_windows * buckets_per_window
-        self.members_per_topic = members_per_topic
-        self.theme_topics = theme_topics
-        self.theme_members = theme_members
-        self.theme_min_growth = theme_min_growth
-        self.max_recent_posts = max_recent_posts
-        self.retention_seconds = retention_seconds
-        self.learning_rate = learning_rate
+        self.window_seconds = c.window_seconds
+        self.buckets = c.buckets_per_window
+        self.bucket_ms = c.window_seconds * 1000 // c.buckets_per_window
+        self.ring = 2 * c.buckets_per_window + 1  # current bucket + two full windows
+        self.top_n = c.top_n
+        self.max_topics = c.max_topics
+        self.keep_level = c.keep_level
+        self.max_topics_per_post = c.max_topics_per_post
+        self.alpha = 1.0 / (c.level_windows * c.buckets_per_window)  # per bucket
+        self.warmup_buckets = c.warmup_windows * c.buckets_per_window
+        self.warmup_sigmas = c.warmup_sigmas
+        self.level_windows = c.level_windows
+        self.background_weight = c.background_weight
+        self.min_support = c.min_support
+        self.surge_ratio = c.surge_ratio
+        self.surge_min_count = c.surge_min_count
+        self.surge_alpha = c.surge_alpha
+        self.surge_short_buckets = c.surge_short_buckets
+        self.surge_short_alpha = c.surge_short_alpha
+        self.surge_short_ratio = c.surge_short_ratio
+        self.min_baseline = c.min_baseline
+        self.min_recent = c.min_recent
+        self.cooldown_buckets = c.cooldown_windows * c.buckets_per_window
+        self.members_per_topic = c.members_per_topic
+        self.theme_topics = c.theme_topics
+        self.theme_members = c.theme_members
+        self.theme_min_growth = c.theme_min_growth
+        self.max_recent_posts = c.max_recent_posts
+        self.retention_seconds = c.retention_seconds
+        self.learning_rate = c.learning_rate
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrendingTopics:

@@ -53,8 +53,8 @@ meetup that would already have ended are ignored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from river import metrics
 
@@ -107,36 +107,42 @@ class TurnoutState:
     ignored: int = 0  # RSVPs for ended meetups, or beyond ``max_rsvps``
 
 
+@dataclass(frozen=True, slots=True)
+class TurnoutConfig:
+    """Every knob of the meetup-turnout operator."""
+
+    check_in_ms: int = 4 * HOUR_MS
+    max_meetups: int = 64
+    max_rsvps: int = 2_000
+    max_members: int = 5_000
+    stale_ms: int = 30 * 24 * HOUR_MS
+    retention_seconds: int = 7 * 86_400
+    learning_rate: float = 0.01
+    intercept_lr: float = 0.002
+    meetup_features: bool = False
+    prior_strength: float = 2.0
+    activity_rate: float = 0.1
+
+
 class TurnoutPredictor:
     """The ``turnout`` operator (see the module docstring for what it writes and why)."""
 
     name = "turnout"
 
-    def __init__(
-        self,
-        check_in_ms: int = 4 * HOUR_MS,
-        max_meetups: int = 64,
-        max_rsvps: int = 2_000,
-        max_members: int = 5_000,
-        stale_ms: int = 30 * 24 * HOUR_MS,
-        retention_seconds: int = 7 * 86_400,
-        learning_rate: float = 0.01,
-        intercept_lr: float = 0.002,
-        meetup_features: bool = False,
-        prior_strength: float = 2.0,
-        activity_rate: float = 0.1,
-    ) -> None:
-        self.check_in_ms = check_in_ms
-        self.max_meetups = max_meetups
-        self.max_rsvps = max_rsvps
-        self.max_members = max_members
-        self.stale_ms = stale_ms
-        self.retention_seconds = retention_seconds
-        self.learning_rate = learning_rate
-        self.intercept_lr = intercept_lr
-        self.meetup_features = meetup_features
-        self.prior_strength = prior_strength
-        self.activity_rate = activity_rate
+    def __init__(self, config: TurnoutConfig | None = None, **overrides: Any) -> None:
+        """``config`` (defaults: :class:`TurnoutConfig`), any field overridden by keyword."""
+        c = self.config = replace(config or TurnoutConfig(), **overrides)
+        self.check_in_ms = c.check_in_ms
+        self.max_meetups = c.max_meetups
+        self.max_rsvps = c.max_rsvps
+        self.max_members = c.max_members
+        self.stale_ms = c.stale_ms
+        self.retention_seconds = c.retention_seconds
+        self.learning_rate = c.learning_rate
+        self.intercept_lr = c.intercept_lr
+        self.meetup_features = c.meetup_features
+        self.prior_strength = c.prior_strength
+        self.activity_rate = c.activity_rate
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TurnoutPredictor:

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         "", description="Communities with per-community gauges (comma separated); default: the first 20 seen."
     )
 
+    # --- Redis Cluster (issue 17) ----------------------------------------------------------------
+    redis_cluster: bool = Field(
+        False,
+        description="Use Redis Cluster (also implied by a redis+cluster:// or rediss+cluster:// URL): every"
+        " key carries its input partition's hash tag, one batch script per partition (README, Scaling out).",
+    )
+
     @field_validator(
         "w_interactions",
         "w_participants",

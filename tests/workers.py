@@ -59,9 +59,21 @@ def end_offsets(settings: Settings) -> dict[str, int]:
 
 
 def applied(client: redis.Redis) -> dict[str, int]:
-    return {
-        k.decode()[2:]: int(v) for k, v in client.hgetall("pulse:progress").items() if k.startswith(b"o:")
-    }
+    """Stored next offset per ``topic:partition``: ``pulse:progress``, or on Redis Cluster (a client
+    with ``get_primaries``) every primary's ``pulse:{pN}:progress`` (a node that does not answer,
+    e.g. stopped or failing over, is left out: its partitions read as not caught up)."""
+    if not hasattr(client, "get_primaries"):
+        rows = client.hgetall("pulse:progress").items()
+    else:
+        rows = []
+        for node in client.get_primaries():  # type: ignore[attr-defined]
+            conn = client.get_redis_connection(node)  # type: ignore[attr-defined]
+            try:
+                for key in conn.scan_iter(match="pulse:{p*}:progress"):
+                    rows += conn.hgetall(key).items()
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                continue
+    return {k.decode()[2:]: int(v) for k, v in rows if k.startswith(b"o:")}
 
 
 def wait_caught_up(

@@ -1179,6 +1179,12 @@ def _run(
         ds, client, "pulse (batch, 2 workers)", cfg, workdir, ui, engine="batch", workers=2
     )
     ui.done(f"pulse batch, 2 workers: {two.events_per_s:,.0f} events/s")
+    if not cfg.quick:  # issue 17: the same data on a local Redis Cluster (streams/bench_cluster.py)
+        from streams.bench_cluster import measure_cluster
+
+        on_cluster = measure_cluster(ds, cfg, workdir, ui, throughput["pulse_batch"])
+        throughput["pulse_batch_redis_cluster"] = on_cluster
+        ui.done(f"pulse batch, Redis Cluster: {on_cluster.events_per_s:,.0f} events/s")
     every = throughput["pulse_batch_all_operators"] = measure_workers(
         ds, client, "pulse (batch, all operators)", cfg, workdir, ui, operators="all"
     )

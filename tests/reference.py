@@ -509,6 +509,7 @@ def _read_redis_all(client: Any) -> _Read:
     others: dict[str, str] = {}
     tags: dict[str, set[int]] = {}
     if _is_cluster(client):
+        client.nodes_manager.initialize()  # the primaries now (a failover may have changed them)
         nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
         patterns: tuple[str, ...] = ("pulse:{p*}:activity:*", "pulse:{p*}:lb:*")
     else:

@@ -60,18 +60,20 @@ def end_offsets(settings: Settings) -> dict[str, int]:
 
 def applied(client: redis.Redis) -> dict[str, int]:
     """Stored next offset per ``topic:partition``: ``pulse:progress``, or on Redis Cluster (a client
-    with ``get_primaries``) every primary's ``pulse:{pN}:progress`` (a node that does not answer,
-    e.g. stopped or failing over, is left out: its partitions read as not caught up)."""
+    with ``get_primaries``) ``pulse:{pN}:progress`` of every partition N below ``pulse:partitions``
+    (a partition whose node does not answer, stopped or failing over, is left out)."""
     if not hasattr(client, "get_primaries"):
         rows = client.hgetall("pulse:progress").items()
-    else:
+    else:  # read through the cluster client: it follows a failover (MOVED) to the new primary
         rows = []
-        for node in client.get_primaries():  # type: ignore[attr-defined]
-            conn = client.get_redis_connection(node)  # type: ignore[attr-defined]
+        try:
+            count = int(client.get("pulse:partitions") or 0)
+        except redis.RedisError:
+            count = 0
+        for p in range(count):
             try:
-                for key in conn.scan_iter(match="pulse:{p*}:progress"):
-                    rows += conn.hgetall(key).items()
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                rows += client.hgetall(f"pulse:{{p{p}}}:progress").items()
+            except redis.RedisError:
                 continue
     return {k.decode()[2:]: int(v) for k, v in rows if k.startswith(b"o:")}
 

@@ -176,3 +176,63 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     capacity(args.events, args.communities, args.members, args.out)
+
+
+def snapshot_sizes(events: int, communities: int, members: int, batch: int = 2000) -> dict[str, Any]:
+    """Bytes of each community's operator snapshot (every operator on) after the simulator's stream,
+    run in-process (pipeline + operators, no Kafka, no Redis): what ``pulse:state:{c}`` holds right
+    after a compaction, against the community's event count."""
+    import statistics
+
+    from streams.config import Settings
+    from streams.operators.registry import build_operators
+    from streams.operators.runner import OperatorRunner
+    from streams.pipeline import Message, Pipeline
+    from streams.simulator import SimConfig, Simulator
+
+    settings = Settings(_env_file=None, operators="all")  # type: ignore[call-arg]
+    pipeline = Pipeline(settings)
+    runner = OperatorRunner(build_operators(settings), max_states=10**9, snapshot_every=10**9)
+    sim = Simulator(SimConfig(seed=7, events=events, communities=communities, members=members))
+    progress: dict[Any, Any] = {}
+    offsets: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    chunk: list[Message] = []
+
+    def flush() -> None:
+        result = pipeline.apply_batch(chunk, progress)
+        runner.load({c: ({}, []) for c in runner.missing(result.events)})
+        runner.run(result.events)
+        for ev in result.events:
+            counts[ev.community] = counts.get(ev.community, 0) + 1
+        chunk.clear()
+
+    for m in sim.messages():
+        offset = offsets.get(m.topic, 0)
+        offsets[m.topic] = offset + 1
+        chunk.append(Message(m.topic, 0, offset, m.key, m.value))
+        if len(chunk) >= batch:
+            flush()
+    flush()
+    sizes = {}
+    for community in counts:
+        sizes[community] = sum(len(_blob_of(runner.states[op.name][community])) for op in runner.operators)
+    ordered = sorted(sizes.values())
+    per_event = sorted(sizes[c] / counts[c] for c in counts)
+    return {
+        "communities": len(sizes),
+        "events": sum(counts.values()),
+        "snapshot_bytes_median": statistics.median(ordered),
+        "snapshot_bytes_p90": ordered[int(0.9 * (len(ordered) - 1))],
+        "snapshot_bytes_max": ordered[-1],
+        "snapshot_bytes_total": sum(ordered),
+        "events_of_largest": counts[max(sizes, key=sizes.__getitem__)],
+        "bytes_per_event_median": statistics.median(per_event),
+    }
+
+
+def _blob_of(state: Any) -> bytes:
+    import base64
+    import pickle
+
+    return base64.b64encode(pickle.dumps(state, protocol=5))

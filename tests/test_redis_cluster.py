@@ -234,3 +234,23 @@ def test_pulse_leaderboard_merges_the_partitions(make_settings, redis_cluster, c
                 tagged, size, start, limit
             )
     assert queries.applied_offsets(plain) == queries.applied_offsets(tagged)
+
+
+def test_the_bench_row_on_redis_cluster(make_settings, redis_client, tmp_path):
+    """``pulse bench``'s Redis Cluster row (full runs only) times a worker through every partition's
+    stored offsets on a cluster it starts and stops itself."""
+    from rich.console import Console
+
+    from streams.bench import BenchConfig, _Ui, measure_workers, publish_dataset, simulate
+    from streams.bench_cluster import measure_cluster
+
+    ui = _Ui(Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    settings = make_settings(partitions=3, batch_max=1000)
+    messages, sim = simulate(6000, 20, 500, 1, 0.01)
+    ds = publish_dataset(settings, "small", messages, sim, ui)
+    cfg = BenchConfig.make(6000, quick=True)
+    single = measure_workers(ds, redis_client, "single", cfg, tmp_path, ui)
+    row = measure_cluster(ds, cfg, tmp_path, ui, single)
+    assert row.events_per_s > 0 and 0 < row.messages <= ds.total and not row.capped
+    assert row.extra["ratio_to_single_node"] == round(row.events_per_s / single.events_per_s, 3)
+    assert "Redis Cluster of 3 primaries" in row.notes

@@ -54,6 +54,11 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 """Errors meaning "part of the cluster is away" (a node down, a failover under way): retry."""
 
 _CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+_RAISE = (
+    "local n = tonumber(redis.call('GET', KEYS[1]) or '0')"
+    " if tonumber(ARGV[1]) > n then redis.call('SET', KEYS[1], ARGV[1]) end"
+)
+"""SET KEYS[1] to ARGV[1] unless it holds a larger number (the partition count only rises)."""
 
 
 def cluster_mode(settings: Settings) -> bool:
@@ -100,6 +105,7 @@ class ClusterStore(RedisStore):
         self._tag: int | None = None  # the partition whose payload is being built
         self._observed: tuple[BatchResult | None, dict[str, int]] = (None, {})
         self._split: tuple[BatchResult | None, dict[int, BatchResult], set[int]] = (None, {}, set())
+        self._count_written = 0  # pulse:partitions is at least this
 
     @classmethod
     def connect(cls, settings: Settings) -> ClusterStore:
@@ -116,10 +122,11 @@ class ClusterStore(RedisStore):
         return keys.tagged(key, self._tag)
 
     def write_partition_count(self, count: int) -> None:
-        """Record the input topics' partition count for readers (only ever raised)."""
-        current = self.client.get(keys.PARTITIONS)
-        if current is None or int(current) < count:
-            self.client.set(keys.PARTITIONS, count)
+        """Record the input topics' partition count for readers: only ever raised, atomically (two
+        workers starting together cannot lower it)."""
+        if count > self._count_written:
+            self.client.eval(_RAISE, 1, keys.PARTITIONS, count)
+            self._count_written = count
 
     # --- which partition a community lives in --------------------------------------------------
     def observe(self, result: BatchResult) -> None:
@@ -229,6 +236,8 @@ class ClusterStore(RedisStore):
         if self._split[0] is not result:
             self._split = (result, self.split(result), set())
         _, subs, done = self._split
+        # before the data: a reader never misses a partition that has some (any engine)
+        self.write_partition_count(max(subs) + 1)
         for number in sorted(subs):
             if number in done:
                 continue

@@ -254,3 +254,52 @@ def test_the_bench_row_on_redis_cluster(make_settings, redis_client, tmp_path):
     assert row.events_per_s > 0 and 0 < row.messages <= ds.total and not row.capped
     assert row.extra["ratio_to_single_node"] == round(row.events_per_s / single.events_per_s, 3)
     assert "Redis Cluster of 3 primaries" in row.notes
+
+
+def test_a_batch_over_two_partitions_is_two_atomic_commits(make_settings, redis_cluster, cluster_client):
+    """The store commits partition 0, then partition 1's script refuses (a key of the wrong type
+    planted in its slot): partition 0 is applied whole with its offsets, partition 1 not at all.  A
+    restarted store resumes each partition from its own offsets, and the result is what one commit
+    of everything gives (the in-memory store)."""
+    from streams.pipeline import Message, Pipeline
+    from streams.sinks.cluster import ClusterStore
+    from streams.sinks.memory import MemoryStore
+    from streams.sinks.redis_store import StoreRefused
+
+    settings = make_settings(redis_url=redis_cluster.url)
+    ts = 1_767_225_600_000
+    doc = '{{"id":"e{p}-{i}","community":"c{p}","member":"m{m}","ts":{ts},"post":"p{i}","text":"hi"}}'
+    messages = [
+        Message("posts", p, i, f"c{p}".encode(), doc.format(p=p, i=i, m=i % 3, ts=ts + i).encode())
+        for p in (0, 1) for i in range(5)
+    ]  # fmt: skip
+    planted = "pulse:{p1}:activity:c1:3600s:1767225600"
+    cluster_client.set(planted, "not a hash")
+    store = ClusterStore.connect(settings)
+    result = Pipeline(settings).apply_batch(messages, {})
+    store.observe(result)
+    with pytest.raises(StoreRefused, match="activity:c1"):
+        store.commit(result)
+    stored = cluster_client.hgetall("pulse:{p0}:progress")
+    offsets = {k.decode(): int(v) for k, v in stored.items() if k.startswith(b"o:")}
+    assert offsets == {f"o:{settings.topic('posts')}:0": 5}
+    assert cluster_client.hgetall("pulse:{p1}:progress") == {}
+    assert cluster_client.hget("pulse:{p0}:activity:c0:3600s:1767225600", "posts") == b"5"
+    assert cluster_client.zscore("pulse:{p0}:homes", "c0") is not None
+    assert cluster_client.zscore("pulse:{p1}:homes", "c1") is None
+
+    cluster_client.delete(planted)
+    again = ClusterStore.connect(settings)
+    progress_now = again.load_progress([("posts", 0), ("posts", 1)])
+    retry = Pipeline(settings).apply_batch(messages, progress_now)
+    assert len(retry.events) == 5  # partition 0's five were applied already
+    again.observe(retry)
+    again.commit(retry)
+    memory = MemoryStore(settings)
+    memory.commit(Pipeline(settings).apply_batch(messages, {}))
+    for key, want in memory.hashes.items():
+        community = key.split(":")[2]
+        got = cluster_client.hgetall(f"pulse:{{p{community[1]}}}:{key.removeprefix('pulse:')}")
+        assert {k.decode(): float(v) for k, v in got.items()} == {k: float(v) for k, v in want.items()}
+    boards = [cluster_client.zrange(f"pulse:{{p{p}}}:lb:communities:3600s:1767225600", 0, -1) for p in (0, 1)]
+    assert boards == [[b"c0"], [b"c1"]]

@@ -6,6 +6,7 @@ independent reference recompute (which reads the cluster layout and checks every
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -303,3 +304,47 @@ def test_a_batch_over_two_partitions_is_two_atomic_commits(make_settings, redis_
         assert {k.decode(): float(v) for k, v in got.items()} == {k: float(v) for k, v in want.items()}
     boards = [cluster_client.zrange(f"pulse:{{p{p}}}:lb:communities:3600s:1767225600", 0, -1) for p in (0, 1)]
     assert boards == [[b"c0"], [b"c1"]]
+
+
+HOSTILE = ["{p1}", "{p0}x", "a:ai", "a", "x{y}z:%", "🚀 founders", "读书会", "*?[]\\", "c" * 256]
+
+
+def test_hostile_ids_cannot_steer_a_key_into_another_slot(
+    make_settings, redis_cluster, cluster_client, tmp_path
+):
+    """Community ids holding braces (``{p1}`` is a hash tag's shape), colons, globs, emoji and 256
+    characters, every operator on: each community's keys land under its own partition's tag (the
+    reference checks every key's tag), the state is exact, and the API finds every community."""
+    settings = make_settings(redis_url=redis_cluster.url, partitions=4, operators="all")
+    ensure_topics(settings)
+    now = int(time.time() * 1000) - 60_000
+    rng = random.Random(17)
+    out = []
+    for i in range(1500):
+        c, m = rng.choice(HOSTILE), rng.choice(["m:1", "{m}", "ann", "b%20"])
+        base = {"id": f"e{i}", "community": c, "member": m, "ts": now + i}
+        kind = rng.random()
+        if kind < 0.5:
+            doc, topic = {**base, "post": f"p{i % 40}", "text": "hello meetup python"}, "posts"
+        elif kind < 0.8:
+            doc, topic = {**base, "post": f"p{i % 40}", "reaction": "like"}, "reactions"
+        else:
+            doc, topic = {**base, "meetup": f"mt:{i % 5}", "status": "going"}, "rsvps"
+        out.append(Outgoing(topic, c.encode(), json.dumps(doc).encode()))
+    Publisher(settings).publish(out)
+    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
+    try:
+        wait_caught_up(cluster_client, settings, timeout=200, proc=worker)
+    finally:
+        stop(worker)
+    check_exact(cluster_client, settings)
+    from streams import queries
+    from streams.sinks.cluster import connect
+
+    client = connect(settings)
+    start = queries.current_window(client, settings.window_seconds)
+    assert start is not None
+    ranked = {r.name for r in queries.top_communities(client, settings.window_seconds, start, 100)}
+    assert ranked == set(HOSTILE)
+    for c in HOSTILE:
+        assert queries.activity(client, c, settings.window_seconds, start), c

@@ -207,6 +207,10 @@ def test_the_api_answers_the_same_on_cluster_and_single_node(api_pair):
     assert key(one) == key(two) and len(one["alerts"]) == len(two["alerts"])
     h1, h2 = both("/api/health")
     assert h1["current_window"] == h2["current_window"]
+    deadline = time.monotonic() + 10  # live updates: subscribed on the URL's node of the cluster
+    while not requests.get(api_pair["cluster"] + "/api/health", timeout=5).json()["subscribed"]:
+        assert time.monotonic() < deadline, "the cluster API never subscribed to pulse:updates"
+        time.sleep(0.2)
 
 
 def test_pulse_leaderboard_merges_the_partitions(make_settings, redis_cluster, cluster_client, redis_client):
@@ -348,3 +352,33 @@ def test_hostile_ids_cannot_steer_a_key_into_another_slot(
     assert ranked == set(HOSTILE)
     for c in HOSTILE:
         assert queries.activity(client, c, settings.window_seconds, start), c
+
+
+def test_updates_published_by_any_shard_reach_a_subscriber_on_one_node(
+    make_settings, redis_cluster, cluster_client
+):
+    """The API subscribes to ``pulse:updates`` on the URL's node only: a batch committed on every
+    other primary must still reach it (``PUBLISH`` inside the script is propagated cluster-wide)."""
+    from streams.pipeline import Message, Pipeline
+    from streams.sinks.cluster import ClusterStore
+
+    settings = make_settings(redis_url=redis_cluster.url)
+    first = redis_cluster.primaries()[0]
+    listener = redis.Redis(host=first.host, port=first.port).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe("pulse:updates")
+    store = ClusterStore.connect(settings)
+    ports = {p: cluster_client.get_node_from_key(f"pulse:{{p{p}}}:progress").port for p in range(8)}
+    elsewhere = [p for p, port in ports.items() if port != first.port][:2]
+    assert elsewhere, ports
+    doc = '{{"id":"e{p}","community":"c{p}","member":"m","ts":1767225600000,"post":"p","text":"hi"}}'
+    messages = [Message("posts", p, 0, f"c{p}".encode(), doc.format(p=p).encode()) for p in elsewhere]
+    result = Pipeline(settings).apply_batch(messages, {})
+    store.observe(result)
+    store.commit(result)
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < len(elsewhere) and time.monotonic() < deadline:
+        message = listener.get_message(timeout=0.5)
+        if message:
+            got.append(json.loads(message["data"]))
+    assert sorted(got) == sorted([[f"c{p}"] for p in elsewhere])

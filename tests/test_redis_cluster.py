@@ -60,7 +60,10 @@ def test_exact_on_a_cluster_with_every_operator(make_settings, redis_cluster, cl
     assert int(cluster_client.get("pulse:partitions")) == 6
 
 
-def test_sigkill_during_batches_on_a_cluster(make_settings, redis_cluster, cluster_client, tmp_path):
+def test_sigkill_during_batches_on_a_cluster(
+    make_settings, redis_cluster, cluster_client, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")  # a worker that stalls is asked for its stack (SIGABRT)
     settings = make_settings(redis_url=redis_cluster.url, partitions=4, batch_max=2000)
     ensure_topics(settings)
     publish_sim(settings, seed=5, events=60_000, communities=40, members=4000, dup_rate=0.02,
@@ -69,12 +72,18 @@ def test_sigkill_during_batches_on_a_cluster(make_settings, redis_cluster, clust
     log = tmp_path / "worker.log"
     for how in ("during processing", "right after a Redis write", "during processing"):
         worker = pulse("worker", settings=settings, log=log)
-        wait_progress_changes(cluster_client)
-        if how == "during processing":
-            time.sleep(rng.uniform(0.05, 0.6))
-        else:
+        try:
             wait_progress_changes(cluster_client)
-        stop(worker, signal.SIGKILL)
+            if how == "during processing":
+                time.sleep(rng.uniform(0.05, 0.6))
+            else:
+                wait_progress_changes(cluster_client)
+        except AssertionError:
+            stop(worker, signal.SIGABRT, timeout=5)  # faulthandler writes every thread's stack to the log
+            print(log.read_text()[-6000:])
+            raise
+        finally:
+            stop(worker, signal.SIGKILL)
     worker = pulse("worker", settings=settings, log=log)
     try:
         wait_caught_up(cluster_client, settings, timeout=240, proc=worker)

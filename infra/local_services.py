@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EmbeddedBroker",
     "EmbeddedRedis",
+    "LocalRedisCluster",
     "Service",
     "ServiceError",
     "default_workdir",
@@ -491,6 +492,125 @@ class EmbeddedRedis(Service):
         if self._proc is None or server_pid != self._proc.pid:
             raise _PortTaken(f"{self.host}:{self.port} is answered by another Redis (pid {server_pid})")
         return True
+
+
+class LocalRedisCluster:
+    """A Redis Cluster on loopback ports: ``masters`` primaries, each with ``replicas`` replicas.
+
+    Every node is an :class:`EmbeddedRedis` started with ``--cluster-enabled yes`` (its
+    ``nodes.conf`` in its own directory); the cluster is formed by the real tool,
+    ``redis-cli --cluster create ... --cluster-replicas R --cluster-yes``, and is ready once every node
+    reports ``cluster_state:ok`` and all 16,384 slots are assigned.  ``node_timeout_ms`` is
+    ``cluster-node-timeout``: how long a silent primary is waited for before its replica is promoted.
+
+    >>> with LocalRedisCluster(masters=3) as c:       # doctest: +SKIP
+    ...     redis.cluster.RedisCluster.from_url(c.url).ping()
+    True
+    """
+
+    def __init__(
+        self,
+        masters: int = 3,
+        replicas: int = 0,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        node_timeout_ms: int = 2000,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.masters = masters
+        self.replicas = replicas
+        self.workdir = Path(workdir) if workdir is not None else default_workdir()
+        self.node_timeout_ms = node_timeout_ms
+        self.startup_timeout = startup_timeout
+        self.nodes: list[EmbeddedRedis] = []
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://host:port/0`` of the first node (a client discovers the others)."""
+        first = self.nodes[0]
+        return f"redis+cluster://{first.host}:{first.port}/0"
+
+    def start(self) -> Self:
+        redis_cli = shutil.which("redis-cli")
+        if redis_cli is None:
+            raise ServiceError("redis-cli was not found on PATH (Debian/Ubuntu: apt-get install redis-tools)")
+        try:
+            for i in range(self.masters * (1 + self.replicas)):
+                node_dir = self.workdir / f"cluster-node-{i}"
+                node_dir.mkdir(parents=True, exist_ok=True)
+                node = EmbeddedRedis(
+                    workdir=node_dir,
+                    extra_args=(
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", str(node_dir / "nodes.conf"),
+                        "--cluster-node-timeout", str(self.node_timeout_ms),
+                    ),
+                )
+                self.nodes.append(node.start())
+            addresses = [f"{n.host}:{n.port}" for n in self.nodes]
+            subprocess.run(
+                [redis_cli, "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas),
+                 "--cluster-yes"],
+                check=True, capture_output=True, timeout=self.startup_timeout,
+            )  # fmt: skip
+            self.wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ok(self, timeout: float | None = None) -> None:
+        """Return once every running node says ``cluster_state:ok`` with every slot assigned."""
+        import redis
+
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
+        while True:
+            states = []
+            for node in self.nodes:
+                if not node.running:
+                    continue
+                client = redis.Redis(host=node.host, port=node.port, socket_timeout=2)
+                try:
+                    info = client.cluster("INFO")
+                    ok = info.get("cluster_state") == "ok" and int(info["cluster_slots_ok"]) == 16384
+                    states.append(ok)
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                    states.append(False)
+                finally:
+                    client.close()
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"Redis Cluster not ok after {timeout or self.startup_timeout} s")
+            time.sleep(0.2)
+
+    def primaries(self) -> list[EmbeddedRedis]:
+        """The nodes that are primaries now (a replica promoted after a failover is one)."""
+        import redis
+
+        out = []
+        for node in self.nodes:
+            client = redis.Redis(host=node.host, port=node.port, socket_timeout=2)
+            try:
+                if client.info("replication")["role"] == "master":
+                    out.append(node)
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass
+            finally:
+                client.close()
+        return out
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 # --- for the CLI -----------------------------------------------------------------------------------

@@ -1231,6 +1231,12 @@ def _run(
         ds, client, "pulse (batch, --processes 2)", cfg, workdir, ui, processes=2
     )
     ui.done(f"pulse batch, --processes 2: {two.events_per_s:,.0f} events/s")
+    if not cfg.quick:  # issue 17: the same data on a local Redis Cluster (streams/bench_cluster.py)
+        from streams.bench_cluster import measure_cluster
+
+        on_cluster = measure_cluster(ds, cfg, workdir, ui, throughput["pulse_batch"])
+        throughput["pulse_batch_redis_cluster"] = on_cluster
+        ui.done(f"pulse batch, Redis Cluster: {on_cluster.events_per_s:,.0f} events/s")
     for mode in throughput.values():
         mode.ratio_to_raw = round(mode.events_per_s / raw.events_per_s, 4) if raw.events_per_s else None
 

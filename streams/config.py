@@ -146,6 +146,13 @@ class Settings(BaseSettings):
         " an error (0: wait for ever).  Either way it says in one line what it is waiting for.",
     )
 
+    # --- Redis Cluster (issue 17) ----------------------------------------------------------------
+    redis_cluster: bool = Field(
+        False,
+        description="Use Redis Cluster (also implied by a redis+cluster:// or rediss+cluster:// URL): every"
+        " key carries its input partition's hash tag, one batch script per partition (README, Scaling out).",
+    )
+
     @field_validator(
         "w_interactions",
         "w_participants",

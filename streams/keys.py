@@ -179,3 +179,80 @@ def ids_of(key: str | bytes, kind: str) -> list[str]:
     """
     text = key.decode() if isinstance(key, bytes) else key
     return [decode(part) for part in text.removeprefix(f"{PREFIX}:{kind}:").split(":")]
+
+
+# --- Redis Cluster layout (PULSE_REDIS_CLUSTER=1 or a redis+cluster:// URL) -----------------------
+# Single-node Redis uses the keys above as they are.  On Redis Cluster every key a batch writes
+# must hash to one slot for the batch script to stay atomic, so each key moves into the slot of its
+# input partition number p (the task posts[p], reactions[p], rsvps[p]) with a hash tag:
+# ``pulse:X`` becomes ``pulse:{pN}:X``.  Ids are percent-encoded, so no id brings a brace of its own.
+# The global boards (communities leaderboard, window starts, the all-communities alert list,
+# progress) exist once per partition and readers merge them; a directory per partition says
+# which communities live there (community → wall-clock ms of its last batch).
+
+PARTITIONS = f"{PREFIX}:partitions"
+"""String (cluster layout only): the input topics' partition count, written by every worker at start,
+so readers know which partition tags to merge and look communities up in."""
+
+
+def tag(partition: int) -> str:
+    """The hash tag of input partition ``partition``: ``{p3}``."""
+    return f"{{p{partition}}}"
+
+
+def tagged(key: str, partition: int | None) -> str:
+    """``key`` in the hash slot of ``partition`` (cluster layout); ``None``: single-node, unchanged.
+
+    >>> tagged(activity("a:b", 3600, 0), 3), tagged(PROGRESS, 0), tagged(PROGRESS, None)
+    ('pulse:{p3}:activity:a%3Ab:3600s:0', 'pulse:{p0}:progress', 'pulse:progress')
+    """
+    if partition is None:
+        return key
+    return f"{PREFIX}:{tag(partition)}:{key.removeprefix(PREFIX + ':')}"
+
+
+def untagged(key: str) -> tuple[str, int | None]:
+    """The single-node key and the partition of a (possibly) tagged key: inverse of :func:`tagged`.
+
+    >>> untagged("pulse:{p12}:lb:communities:3600s:0"), untagged("pulse:progress")
+    (('pulse:lb:communities:3600s:0', 12), ('pulse:progress', None))
+    """
+    head = f"{PREFIX}:{{p"
+    if not key.startswith(head):
+        return key, None
+    close = key.index("}", len(head))
+    return f"{PREFIX}:{key[close + 2 :]}", int(key[len(head) : close])
+
+
+def homes(partition: int) -> str:
+    """Sorted set (cluster layout) community → wall-clock ms of its last batch, of the communities
+    whose keys carry ``partition``'s tag; entries idle longer than the idle TTL are trimmed."""
+    return tagged(f"{PREFIX}:homes", partition)
+
+
+_COMMUNITY_KINDS = (
+    "lb:members", "members:at-risk", "members:rising", "members:model", "activity", "alerts",
+    "atmosphere", "forecast", "turnout", "meetups", "meetup", "matches", "trends", "themes", "kpi",
+    "recs", "state", "log",
+)  # fmt: skip
+
+
+def community_of(key: str) -> str | None:
+    """The community a per-community key belongs to (``None`` for global and bookkeeping keys):
+    the cluster store routes operators' writes to their community's partition with it.
+
+    >>> c = "a:b{c}"
+    >>> builders = [activity(c, 60, 0), members_board(c, 60, 0), alerts(c), atmosphere(c), forecast(c),
+    ...     turnout(c), meetup(c, "m:1"), meetups(c), matches(c, "p"), match_index(c), trends(c),
+    ...     trend_topic(c, "t"), themes(c), kpi(c, 60, 0), members_at_risk(c), members_rising(c),
+    ...     members_model(c), recs(c, "m"), state(c), log(c)]
+    >>> {community_of(k) for k in builders}
+    {'a:b{c}'}
+    >>> community_of(ALERTS_ALL), community_of(communities_board(60, 0)), community_of(PROGRESS)
+    (None, None, None)
+    """
+    rest = key.removeprefix(PREFIX + ":")
+    for kind in _COMMUNITY_KINDS:
+        if rest.startswith(kind) and rest[len(kind) : len(kind) + 1] == ":":
+            return decode(rest[len(kind) + 1 :].split(":", 1)[0])
+    return None

@@ -84,6 +84,7 @@ class BatchResult:
     activity: dict[tuple[str, int], WindowDelta]
     messages: int = 0
     commands: list[list[Any]] = field(default_factory=list)  # stateful operators' writes + snapshots
+    event_partitions: list[int] = field(default_factory=list)  # input partition of each of ``events``
 
 
 class Pipeline:
@@ -130,6 +131,7 @@ class Pipeline:
         text_max = self.text_max_chars
         latest_ts = self.decoder.latest_ts()  # the clock, once per batch
         events: list[Event] = []
+        event_partitions: list[int] = []
         dead: list[DeadLetter] = []
         changes: dict[TopicPartition, PartitionChange] = {}
         duplicates = 0
@@ -196,6 +198,7 @@ class Pipeline:
                 new_ids = change.new_ids[start] = []
             new_ids.append(ev_id)
             events.append(ev)  # type: ignore[arg-type]
+            event_partitions.append(tp[1])
         for tp, change in changes.items():
             prog = progress[tp]
             change.next_offset = prog.next_offset
@@ -214,4 +217,5 @@ class Pipeline:
             partitions=changes,
             activity=self.activity.apply_batch(events),
             messages=processed,
+            event_partitions=event_partitions,
         )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from infra.local_services import EmbeddedBroker, EmbeddedRedis
+from infra.local_services import EmbeddedBroker, EmbeddedRedis, LocalRedisCluster
 from streams.config import Settings
 from tests.workers import isolated_settings
 
@@ -43,6 +43,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     """The session's ``redis-server`` (no persistence).  Its log stays in pytest's tmp dir."""
     with EmbeddedRedis(workdir=tmp_path_factory.mktemp("redis")) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """The session's Redis Cluster: 3 primaries with one replica each, on loopback ports, formed by
+    ``redis-cli --cluster create``; a primary silent for 2 s is replaced by its replica."""
+    with LocalRedisCluster(masters=3, replicas=1, workdir=tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: LocalRedisCluster) -> Iterator[redis.RedisCluster]:
+    """A client of the session's Redis Cluster, every primary emptied before the test.  Replies are bytes."""
+    redis_cluster.wait_ok()
+    client = redis.RedisCluster.from_url(redis_cluster.url.replace("redis+cluster://", "redis://"))
+    client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture

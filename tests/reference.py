@@ -31,6 +31,10 @@ not dead-lettered.  Windows are tumbling and epoch aligned:
 
 Keys restate the README's key contract: an id inside a key has ``% : { } * ? [ ] \\``
 percent-encoded (``%XX``, upper-case hex), everything else as written (:func:`key_id`).
+On Redis Cluster (the README's cluster layout) key ``pulse:X`` is stored as ``pulse:{pN}:X``, N
+being the input partition the community's events arrived on, and the communities leaderboard of a
+window is kept once per partition (each holding that partition's communities); :func:`read_redis`
+and :func:`assert_matches` read a cluster client's nodes, check every tag and merge the boards.
 
 Typical use in an end-to-end test::
 
@@ -282,6 +286,8 @@ class Expected:
     duplicates: int
     dead_letter_payloads: dict[KeyTriple, tuple[bytes | None, bytes | None]] = field(default_factory=dict)
     dead_letter_details: dict[KeyTriple, str] = field(default_factory=dict)
+    homes: dict[str, set[int]] = field(default_factory=dict)
+    """community -> the input partitions its applied events came from (one, when keyed right)."""
 
 
 @dataclass
@@ -372,6 +378,7 @@ def recompute(records: Iterable[Record], settings: SettingsLike, *, now_ms: int 
             continue
         applied_ids.add(dedupe_key)
         expected.applied += 1
+        expected.homes.setdefault(verdict.community, set()).add(rec.partition)
         win = windows.setdefault((verdict.community, start), _Window())
         if logical == "posts":
             win.posts += 1
@@ -487,37 +494,63 @@ def _text(x: bytes | str) -> str:
     return x.decode("utf-8") if isinstance(x, bytes) else x
 
 
-def _read_redis_all(
-    client: Any,
-) -> tuple[dict[str, dict[str, str | float]], dict[str, dict[str, float]], dict[str, str]]:
-    """Hashes, sorted sets, and keys of any other type under the Pulse activity patterns."""
+_CLUSTER_TAG = re.compile(r"^pulse:\{p(\d+)\}:")
+
+
+def _is_cluster(client: Any) -> bool:
+    return hasattr(client, "get_primaries")
+
+
+_Hashes = dict[str, dict[str, str | float]]
+_Read = tuple[_Hashes, dict[str, dict[str, float]], dict[str, str], dict[str, set[int]]]
+
+
+def _read_redis_all(client: Any) -> _Read:
+    """Hashes, sorted sets, keys of any other type under the Pulse activity patterns, and (cluster
+    layout) the partition tags each key was found under: ``{key without tag: {N, ...}}`` — for a
+    communities board, ``{board:community: {N}}`` per member, the per-partition boards merged."""
     hashes: dict[str, dict[str, str | float]] = {}
     zsets: dict[str, dict[str, float]] = {}
     others: dict[str, str] = {}
-    keys = {
-        _text(k)
-        for pattern in ("pulse:activity:*", "pulse:lb:*")
-        for k in client.scan_iter(match=pattern, count=1000)
-    }
-    for key in sorted(keys):
-        kind = _text(client.type(key))
-        if kind == "hash":
-            fields: dict[str, str | float] = {}
-            for f, v in client.hgetall(key).items():
-                name, text = _text(f), _text(v)
-                if name == "score":
-                    try:
-                        fields[name] = float(text)
-                    except ValueError:
+    tags: dict[str, set[int]] = {}
+    if _is_cluster(client):
+        client.nodes_manager.initialize()  # the primaries now (a failover may have changed them)
+        nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
+        patterns: tuple[str, ...] = ("pulse:{p*}:activity:*", "pulse:{p*}:lb:*")
+    else:
+        nodes, patterns = [client], ("pulse:activity:*", "pulse:lb:*")
+    for node in nodes:
+        found = {_text(k) for pattern in patterns for k in node.scan_iter(match=pattern, count=1000)}
+        for stored in sorted(found):
+            tag = _CLUSTER_TAG.match(stored)
+            key = stored if tag is None else "pulse:" + stored[tag.end() :]
+            kind = _text(node.type(stored))
+            if kind == "hash":
+                fields: dict[str, str | float] = {}
+                for f, v in node.hgetall(stored).items():
+                    name, text = _text(f), _text(v)
+                    if name == "score":
+                        try:
+                            fields[name] = float(text)
+                        except ValueError:
+                            fields[name] = text
+                    else:
                         fields[name] = text
-                else:
-                    fields[name] = text
-            hashes[key] = fields
-        elif kind == "zset":
-            zsets[key] = {_text(m): float(s) for m, s in client.zrange(key, 0, -1, withscores=True)}
-        elif kind != "none":  # "none": expired or deleted since the SCAN
-            others[key] = kind
-    return hashes, zsets, others
+                hashes[key] = fields
+            elif kind == "zset":
+                rows = {_text(m): float(s) for m, s in node.zrange(stored, 0, -1, withscores=True)}
+                if tag is not None and key.startswith("pulse:lb:communities:"):
+                    for member in rows:  # merged below; a community on two partitions shows twice
+                        tags.setdefault(f"{key}:{member}", set()).add(int(tag.group(1)))
+                    zsets.setdefault(key, {}).update(rows)
+                    continue
+                zsets[key] = rows
+            elif kind != "none":  # "none": expired or deleted since the SCAN
+                others[key] = kind
+                continue
+            if tag is not None:
+                tags.setdefault(key, set()).add(int(tag.group(1)))
+    return hashes, zsets, others, tags
 
 
 def read_redis(client: Any) -> tuple[dict[str, dict[str, str | float]], dict[str, dict[str, float]]]:
@@ -527,7 +560,7 @@ def read_redis(client: Any) -> tuple[dict[str, dict[str, str | float]], dict[str
     Sorted sets map member -> float score.  Works with or without ``decode_responses``.
     Keys of other types under those patterns are left out (:func:`assert_matches` reports them).
     """
-    hashes, zsets, _ = _read_redis_all(client)
+    hashes, zsets, _, _ = _read_redis_all(client)
     return hashes, zsets
 
 
@@ -601,9 +634,23 @@ def assert_matches(
     each carrying the original key and value.  Raises AssertionError with the first
     ``max_shown`` differences and a count per kind.
     """
-    hashes, zsets, others = _read_redis_all(client)
+    hashes, zsets, others, tags = _read_redis_all(client)
     diffs: list[str] = []
-    counts = {"missing keys": 0, "unexpected keys": 0, "differing keys": 0, "dead-letter differences": 0}
+    counts = {
+        "missing keys": 0, "unexpected keys": 0, "differing keys": 0, "misplaced keys": 0,
+        "dead-letter differences": 0,
+    }  # fmt: skip
+    if _is_cluster(client):  # every key under the tag of its community's partition, exactly once
+        home_tags = {key_id(c): parts for c, parts in expected.homes.items()}
+        for key, found in sorted(tags.items()):
+            if key.startswith("pulse:lb:communities:"):
+                community = key.split(":", 5)[5]
+                want = expected.homes.get(community, set())
+            else:
+                want = home_tags.get(key.split(":")[-3], set())  # pulse:activity|lb:members:{c}:{W}s:{start}
+            if len(want) != 1 or found != want:
+                counts["misplaced keys"] += 1
+                diffs.append(f"{key}: stored under partition tags {sorted(found)}, expected {sorted(want)}")
 
     for kind, got_all, want_all, what in (
         ("hash", hashes, expected.hashes, "field"),

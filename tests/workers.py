@@ -59,9 +59,23 @@ def end_offsets(settings: Settings) -> dict[str, int]:
 
 
 def applied(client: redis.Redis) -> dict[str, int]:
-    return {
-        k.decode()[2:]: int(v) for k, v in client.hgetall("pulse:progress").items() if k.startswith(b"o:")
-    }
+    """Stored next offset per ``topic:partition``: ``pulse:progress``, or on Redis Cluster (a client
+    with ``get_primaries``) ``pulse:{pN}:progress`` of every partition N below ``pulse:partitions``
+    (a partition whose node does not answer, stopped or failing over, is left out)."""
+    if not hasattr(client, "get_primaries"):
+        rows = client.hgetall("pulse:progress").items()
+    else:  # read through the cluster client: it follows a failover (MOVED) to the new primary
+        rows = []
+        try:
+            count = int(client.get("pulse:partitions") or 0)
+        except redis.RedisError:
+            count = 0
+        for p in range(count):
+            try:
+                rows += client.hgetall(f"pulse:{{p{p}}}:progress").items()
+            except redis.RedisError:
+                continue
+    return {k.decode()[2:]: int(v) for k, v in rows if k.startswith(b"o:")}
 
 
 def wait_caught_up(

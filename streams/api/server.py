@@ -64,7 +64,9 @@ from aiohttp import web
 from redis.exceptions import RedisError, ResponseError
 
 from streams import keys
+from streams.api.layout import ReadLayout
 from streams.config import Settings
+from streams.sinks.cluster import cluster_mode, connect_async, plain_url
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ _BAD_COMMUNITY_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
+LAYOUT = web.AppKey("layout", ReadLayout)
 HEARTBEAT = web.AppKey("heartbeat_seconds", float)
 COALESCE = web.AppKey("coalesce_seconds", float)
 OPENAPI = web.AppKey("openapi", bytes)
@@ -420,9 +423,9 @@ HUB = web.AppKey("hub", UpdateHub)
 # --------------------------------------------------------------------------------------------------
 
 
-async def _current_window(client: aioredis.Redis, size: int) -> int | None:
-    latest = await client.zrevrange(keys.windows(size), 0, 0)
-    return int(float(_text(latest[0]))) if latest else None
+async def _current_window(layout: ReadLayout, size: int) -> int | None:
+    latest = await layout.windows(size, 1)
+    return latest[0] if latest else None
 
 
 async def health(request: web.Request) -> web.Response:
@@ -438,7 +441,7 @@ async def health(request: web.Request) -> web.Response:
         "current_window": None,
     }
     try:
-        doc["current_window"] = await _current_window(app[REDIS], size)
+        doc["current_window"] = await _current_window(app[LAYOUT], size)
     except (RedisError, OSError):
         doc.update(status="unavailable", redis="down")
         return json_response(doc, status=503)
@@ -451,25 +454,25 @@ async def communities(request: web.Request) -> web.Response:
     size = app[SETTINGS].window_seconds
     limit = int_param(request, "limit", 20)
     requested = window_param(request, size)
-    client = app[REDIS]
-    start = requested if requested is not None else await _current_window(client, size)
+    client, layout = app[REDIS], app[LAYOUT]
+    start = requested if requested is not None else await _current_window(layout, size)
     doc: dict[str, Any] = {"window_seconds": size, "window": start, "total": 0, "communities": []}
     if start is None:
         return json_response(doc)
-    key = keys.communities_board(size, start)
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zrevrange(key, 0, limit - 1, withscores=True)
-        pipe.zcard(key)
-        top, doc["total"] = await pipe.execute()
+    top, doc["total"] = await layout.board(keys.communities_board(size, start), limit)
     if not top:
         return json_response(doc)
     previous = keys.communities_board(size, start - size)
     async with client.pipeline(transaction=False) as pipe:
-        for name, _ in top:
-            pipe.hgetall(keys.activity(name, size, start))
-            pipe.zrevrank(previous, name)
+        for name, _, partition in top:  # partition: the board it came from (cluster), its home
+            pipe.hgetall(keys.tagged(keys.activity(name, size, start), partition))
+            if not layout.cluster:
+                pipe.zrevrank(previous, name)
         details = await pipe.execute()
-    for i, (name, score) in enumerate(top):
+    if layout.cluster:
+        ranks = [await layout.rank(previous, name) for name, _, _ in top]
+        details = [x for pair in zip(details, ranks, strict=True) for x in pair]
+    for i, (name, score, _) in enumerate(top):
         act, prev_rank = details[2 * i], details[2 * i + 1]
         doc["communities"].append(
             {
@@ -495,19 +498,23 @@ async def community(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 10)
     history_len = int_param(request, "windows", 24)
     requested = window_param(request, size)
-    client = app[REDIS]
-    starts = [int(float(_text(s))) for s in await client.zrevrange(keys.windows(size), 0, history_len - 1)]
+    client, layout = app[REDIS], app[LAYOUT]
+    starts = await layout.windows(size, history_len)
     starts.reverse()  # oldest first: the order a chart draws
     start = requested if requested is not None else (starts[-1] if starts else None)
+    k = await layout.keys_of(name)
     async with client.pipeline(transaction=False) as pipe:
         for s in starts:
-            pipe.hgetall(keys.activity(name, size, s))
+            pipe.hgetall(k(keys.activity(name, size, s)))
         if start is not None:
-            pipe.hgetall(keys.activity(name, size, start))
-            pipe.zrevrange(keys.members_board(name, size, start), 0, limit - 1, withscores=True)
-            pipe.zcard(keys.members_board(name, size, start))
-            pipe.zrevrank(keys.communities_board(size, start), name)
+            pipe.hgetall(k(keys.activity(name, size, start)))
+            pipe.zrevrange(k(keys.members_board(name, size, start)), 0, limit - 1, withscores=True)
+            pipe.zcard(k(keys.members_board(name, size, start)))
+            if not layout.cluster:
+                pipe.zrevrank(keys.communities_board(size, start), name)
         replies = await pipe.execute()
+    if layout.cluster and start is not None:
+        replies.append(await layout.rank(keys.communities_board(size, start), name))
     history = replies[: len(starts)]
     current, member_rows, members_total, rank = replies[len(starts) :] or ({}, [], 0, None)
     if not current and not member_rows and not any(history):
@@ -535,8 +542,8 @@ async def members(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 20)
     requested = window_param(request, size)
-    client = app[REDIS]
-    start = requested if requested is not None else await _current_window(client, size)
+    client, layout = app[REDIS], app[LAYOUT]
+    start = requested if requested is not None else await _current_window(layout, size)
     doc: dict[str, Any] = {
         "community": name,
         "window_seconds": size,
@@ -545,7 +552,7 @@ async def members(request: web.Request) -> web.Response:
         "members": [],
     }
     if start is not None:
-        key = keys.members_board(name, size, start)
+        key = (await layout.keys_of(name))(keys.members_board(name, size, start))
         async with client.pipeline(transaction=False) as pipe:
             pipe.zrevrange(key, 0, limit - 1, withscores=True)
             pipe.zcard(key)
@@ -559,9 +566,10 @@ async def atmosphere(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 20)
     client = request.app[REDIS]
+    k = await request.app[LAYOUT].keys_of(name)
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.atmosphere(name))
-        pipe.lrange(keys.alerts(name), 0, limit - 1)
+        pipe.hgetall(k(keys.atmosphere(name)))
+        pipe.lrange(k(keys.alerts(name)), 0, limit - 1)
         fields, alerts = await pipe.execute()
     if not fields and not alerts:
         raise ApiError(404, "not_found", f"no atmosphere or alerts for community {_shown(name)} yet")
@@ -577,7 +585,8 @@ async def atmosphere(request: web.Request) -> web.Response:
 async def forecast(request: web.Request) -> web.Response:
     """The forecast hash of a community; 404 while it does not exist."""
     name = community_param(request)
-    fields = await request.app[REDIS].hgetall(keys.forecast(name))
+    k = await request.app[LAYOUT].keys_of(name)
+    fields = await request.app[REDIS].hgetall(k(keys.forecast(name)))
     if not fields:
         raise ApiError(404, "not_found", f"no forecast for community {_shown(name)} yet")
     return json_response({"community": name, "forecast": {k: _field(v) for k, v in fields.items()}})
@@ -590,12 +599,13 @@ async def matches(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 20)
     per_post = int_param(request, "candidates", 5, maximum=50)
     client = request.app[REDIS]
-    listed = [_text(p) for p in await client.zrevrange(keys.match_index(name), 0, MATCH_INDEX_READ - 1)]
+    k = await request.app[LAYOUT].keys_of(name)
+    listed = [_text(p) for p in await client.zrevrange(k(keys.match_index(name)), 0, MATCH_INDEX_READ - 1)]
     posts: list[dict[str, Any]] = []
     if listed:
         async with client.pipeline(transaction=False) as pipe:
             for post in listed:
-                key = keys.matches(name, post)
+                key = k(keys.matches(name, post))
                 pipe.zrevrange(key, 0, per_post - 1, withscores=True)
                 pipe.zcard(key)
             replies = await pipe.execute(raise_on_error=False)
@@ -648,17 +658,18 @@ async def trends(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 20)
     client = request.app[REDIS]
-    key = keys.trends(name)
+    k = await request.app[LAYOUT].keys_of(name)
+    key = k(keys.trends(name))
     async with client.pipeline(transaction=False) as pipe:
         pipe.zrevrange(key, 0, limit - 1, withscores=True)
         pipe.zcard(key)
-        pipe.get(keys.themes(name))
+        pipe.get(k(keys.themes(name)))
         rows, total, themes = await pipe.execute()
     details: list[dict[str, str]] = []
     if rows:
         async with client.pipeline(transaction=False) as pipe:
             for topic, _ in rows:
-                pipe.hgetall(keys.trend_topic(name, topic))
+                pipe.hgetall(k(keys.trend_topic(name, topic)))
             details = await pipe.execute()
     return json_response(
         {
@@ -686,7 +697,8 @@ async def insights(request: web.Request) -> web.Response:
     name = community_param(request)
     limit = int_param(request, "limit", 10)
     client = request.app[REDIS]
-    at_risk, rising = keys.members_at_risk(name), keys.members_rising(name)
+    k = await request.app[LAYOUT].keys_of(name)
+    at_risk, rising = k(keys.members_at_risk(name)), k(keys.members_rising(name))
     async with client.pipeline(transaction=False) as pipe:
         for key in (at_risk, rising):
             pipe.zrevrange(key, 0, limit - 1, withscores=True)
@@ -723,14 +735,14 @@ async def kpis(request: web.Request) -> web.Response:
     name = community_param(request)
     requested = window_param(request, size)
     client = app[REDIS]
+    k = await app[LAYOUT].keys_of(name)
     start = requested
     if start is None:
-        newest = await client.zrevrange(keys.windows(size), 0, KPI_LOOKBACK - 1)
-        starts = [int(float(_text(s))) for s in newest]
+        starts = await app[LAYOUT].windows(size, KPI_LOOKBACK)
         if starts:
             async with client.pipeline(transaction=False) as pipe:
                 for s in starts:
-                    pipe.exists(keys.kpi(name, size, s))
+                    pipe.exists(k(keys.kpi(name, size, s)))
                 found = await pipe.execute()
             start = next((s for s, hit in zip(starts, found, strict=True) if hit), None)
         if start is None:
@@ -738,7 +750,7 @@ async def kpis(request: web.Request) -> web.Response:
                 404, "not_found", f"no KPIs for community {_shown(name)} in the newest {KPI_LOOKBACK} windows"
             )
     # the client decodes responses (see _text): keys and values are str
-    fields = cast("dict[str, str]", await client.hgetall(keys.kpi(name, size, start)))
+    fields = cast("dict[str, str]", await client.hgetall(k(keys.kpi(name, size, start))))
     if not fields:
         raise ApiError(404, "not_found", f"no KPIs for community {_shown(name)} in window {start}")
     return json_response(
@@ -761,7 +773,7 @@ async def recommendations(request: web.Request) -> web.Response:
     name = community_param(request)
     member = id_param(request, "member")
     limit = int_param(request, "limit", 5, maximum=50)
-    key = keys.recs(name, member)
+    key = (await request.app[LAYOUT].keys_of(name))(keys.recs(name, member))
     async with request.app[REDIS].pipeline(transaction=False) as pipe:
         pipe.zrevrange(key, 0, limit - 1, withscores=True)
         pipe.zcard(key)
@@ -779,8 +791,8 @@ async def recommendations(request: web.Request) -> web.Response:
 async def alerts(request: web.Request) -> web.Response:
     """The newest alerts of every community, newest first (the worker's ``pulse:alerts`` list)."""
     limit = int_param(request, "limit", 50)
-    rows = await request.app[REDIS].lrange(keys.ALERTS_ALL, 0, limit - 1)
-    listed = [_alert(_text(raw), "") for raw in rows]
+    rows = await request.app[LAYOUT].alerts(limit, lambda raw: alert_time_ms(_alert(raw, "")))
+    listed = [_alert(raw, "") for raw in rows]
     return json_response({"complete": True, "alerts": listed})
 
 
@@ -909,25 +921,32 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.setdefault("Referrer-Policy", "no-referrer")
 
 
-def _redis_client(settings: Settings, **kwargs: Any) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        encoding_errors="replace",  # a stray non-UTF-8 value must not fail a whole response
-        socket_connect_timeout=5,
-        health_check_interval=30,
+def _redis_client(settings: Settings, *, subscriber: bool = False, **kwargs: Any) -> aioredis.Redis:
+    """The API's client: single node, or Redis Cluster.  On a cluster the subscriber is a plain
+    client of the URL's node: ``PUBLISH`` reaches every node of a cluster."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "encoding_errors": "replace",  # a stray non-UTF-8 value must not fail a whole response
+        "socket_connect_timeout": 5,
         **kwargs,
-        **settings.redis_kwargs(),  # type: ignore[arg-type]
-    )
+    }
+    if subscriber and cluster_mode(settings):
+        url = plain_url(settings.redis_url)
+        plain = settings.model_copy(update={"redis_url": url, "redis_cluster": False})
+        return connect_async(plain, health_check_interval=30, **options)  # type: ignore[return-value]
+    if not cluster_mode(settings):
+        options["health_check_interval"] = 30
+    return connect_async(settings, **options)  # type: ignore[return-value]
 
 
 async def _redis_context(app: web.Application) -> AsyncIterator[None]:
     """Redis clients and the updates relay for the app's lifetime."""
     settings = app[SETTINGS]
     client = _redis_client(settings, socket_timeout=10)
-    subscriber = _redis_client(settings)  # no read timeout: a quiet channel is normal
+    subscriber = _redis_client(settings, subscriber=True)  # no read timeout: a quiet channel is normal
     hub = UpdateHub(subscriber, app[COALESCE])
     app[REDIS] = client
+    app[LAYOUT] = ReadLayout(client, cluster_mode(settings))
     app[HUB] = hub
     relay = asyncio.create_task(hub.run(), name="pulse-updates-relay")
     try:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import orjson
-import redis
 from confluent_kafka import Producer
 
 from streams import metrics
@@ -32,6 +31,7 @@ from streams.operators.base import Output
 from streams.operators.registry import build_operators
 from streams.operators.runner import OperatorRunner
 from streams.pipeline import BatchResult, Message, PartitionProgress, Pipeline, TopicPartition
+from streams.sinks.cluster import UNAVAILABLE
 from streams.sinks.redis_store import Fenced, RedisStore
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class BatchApplier:
         while True:
             try:
                 result = call()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNAVAILABLE as exc:
                 if self.stopping():
                     raise WorkerStopped from exc
                 metrics.REDIS_UP.set(0)
@@ -129,6 +129,7 @@ class BatchApplier:
         partitions read to their end (they hold no other partition back in event time)."""
         now = time.monotonic() if self.align else None
         result = self.pipeline.apply_batch(messages, self.progress, now, ends)
+        self.store.observe(result)
         output = self._run_operators(result)
         for dl in result.dead_letters:
             self._produce_dead_letter(dl.message, dl.reason, dl.detail)

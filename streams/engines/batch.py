@@ -110,7 +110,11 @@ class BatchEngine:
 
     # --- main loop -------------------------------------------------------------------------------
     def run(self, max_batches: int | None = None) -> None:
-        ensure_topics(self.settings)
+        counts = ensure_topics(self.settings)
+        note_partitions = getattr(self.store, "write_partition_count", None)
+        if note_partitions is not None:  # Redis Cluster: readers merge this many partitions' boards
+            count = max(counts.get(t, 0) for t in self.settings.input_topics)
+            self.applier.with_redis(lambda: note_partitions(count), time.sleep)
         tune_gc()
         consumer = self.consumer = Consumer(consumer_config(self.settings))
         consumer.subscribe(list(self.logical), on_assign=self._on_assign, on_revoke=self._on_revoke)

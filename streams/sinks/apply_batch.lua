@@ -9,6 +9,10 @@
 -- it starts, instead of failing at its first write.)
 -- KEYS[1] = progress hash.  ARGV[1] = JSON payload built by streams/sinks/redis_store.py; every
 -- key in it was built by streams/keys.py.
+-- On Redis Cluster (streams/sinks/cluster.py) the script runs once per input partition and every
+-- key in the payload carries KEYS[1]'s hash tag {pN}: Redis 7 lets a script touch keys that are not
+-- in KEYS when they hash to KEYS[1]'s slot, and a key of another slot makes validation's TYPE fail,
+-- before the first write.
 local progress = KEYS[1]
 local ok, p = pcall(cjson.decode, ARGV[1])
 if not ok or type(p) ~= 'table' then

@@ -101,8 +101,20 @@ class RedisStore:
         source = resources.files("streams.sinks").joinpath("apply_batch.lua").read_text()
         self._script = client.register_script(source)  # EVALSHA, loaded lazily on first use
 
+    def _k(self, key: str) -> str:
+        """A key as this store's layout names it (single-node: as :mod:`streams.keys` builds it)."""
+        return key
+
+    def observe(self, result: BatchResult) -> None:
+        """Called with each batch's pipeline result before its operator states are loaded (the
+        cluster store learns which partition each community lives in)."""
+
     @classmethod
     def connect(cls, settings: Settings) -> RedisStore:
+        from streams.sinks.cluster import ClusterStore, cluster_mode
+
+        if cluster_mode(settings):
+            return ClusterStore.connect(settings)
         client = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=10,
@@ -122,7 +134,8 @@ class RedisStore:
         """The stored progress of ``partitions`` (fresh progress where nothing is stored)."""
         fields = [self._field(k, tp) for tp in partitions for k in ("o", "w", "n")]
         # the store's client does not decode responses: fields are bytes (None when absent)
-        values = cast("list[bytes | None]", self.client.hmget(PROGRESS_KEY, fields)) if fields else []
+        progress = self._k(PROGRESS_KEY)
+        values = cast("list[bytes | None]", self.client.hmget(progress, fields)) if fields else []
         result: dict[TopicPartition, PartitionProgress] = {}
         pipe = self.client.pipeline(transaction=False)
         wanted: list[tuple[TopicPartition, int]] = []
@@ -134,7 +147,7 @@ class RedisStore:
             )
             for start in (int(s) for s in (open_windows or b"").split(b",") if s):
                 wanted.append((tp, start))
-                pipe.smembers(self._seen_key(tp, start))
+                pipe.smembers(self._k(self._seen_key(tp, start)))
             result[tp] = prog
         for (tp, start), ids in zip(wanted, pipe.execute() if wanted else [], strict=True):
             result[tp].seen[start] = {i.decode() for i in ids}
@@ -169,9 +182,9 @@ class RedisStore:
                 members.append(contribution)
             windows.append([
                 community,
-                keys.activity(community, size, start),
-                keys.members_board(community, size, start),
-                keys.communities_board(size, start),
+                self._k(keys.activity(community, size, start)),
+                self._k(keys.members_board(community, size, start)),
+                self._k(keys.communities_board(size, start)),
                 delta.interactions,
                 delta.posts,
                 members,
@@ -185,13 +198,15 @@ class RedisStore:
             fence.append([self._field("o", tp), change.expected_offset])
             progress += [self._field("o", tp), change.next_offset, self._field("w", tp), change.watermark]
             progress += [self._field("n", tp), ",".join(map(str, change.open_windows))]
-            seen += [[self._seen_key(tp, start), ids] for start, ids in change.new_ids.items() if ids]
-            unseen += [self._seen_key(tp, start) for start in change.closed_windows]
+            seen += [
+                [self._k(self._seen_key(tp, start)), ids] for start, ids in change.new_ids.items() if ids
+            ]
+            unseen += [self._k(self._seen_key(tp, start)) for start in change.closed_windows]
         newest = max((start for _, start in result.activity), default=0)
         doc = {
             "fence": fence,
             "weights": [s.w_interactions, s.w_participants, s.w_posts],
-            "windows_key": keys.windows(size),
+            "windows_key": self._k(keys.windows(size)),
             "windows_trim": newest - s.retention_seconds,
             "windows": windows,
             "ttl": s.retention_seconds,
@@ -214,7 +229,11 @@ class RedisStore:
             payload = self.payload(result)
         except ValueError as exc:
             raise StoreRefused(str(exc)) from exc
-        reply = self._script(keys=[PROGRESS_KEY], args=[payload])
+        self._check_reply(self._script(keys=[PROGRESS_KEY], args=[payload]))
+
+    @staticmethod
+    def _check_reply(reply: list[bytes]) -> None:
+        """Raise for a script reply that is not ``ok``."""
         if reply[0] == b"ok":
             return
         if reply[0] == b"invalid":

@@ -23,7 +23,6 @@ from rich.table import Table
 
 from streams import keys, queries
 from streams.config import Settings
-from streams.engines.batch import BatchEngine
 from streams.engines.local import worker_in_thread
 from streams.publisher import Outgoing, Publisher
 from streams.render import leaderboard_table, wide_console
@@ -253,103 +252,86 @@ def _run(
         f"[bold]Pulse demo[/] · Kafka {settings.kafka_bootstrap} · Redis {settings.redis_url_redacted()}"
     )
     with worker_in_thread(settings) as (engine, worker):
-        shown = (events, rate, communities, members, console, refresh_seconds, t0)
-        return _show(settings, engine, worker, *shown)
-
-
-def _show(
-    settings: Settings,
-    engine: BatchEngine,
-    worker: threading.Thread,
-    events: int,
-    rate: float,
-    communities: int,
-    members: int,
-    console: Console,
-    refresh_seconds: float,
-    t0: float,
-) -> dict[str, Any]:
-    """Publish the story's stream while showing the live board; then every table of what was caught."""
-    story = DemoStory(drop_at=0.85, surge_at=0.8)
-    sim = Simulator(
-        SimConfig(
-            seed=7,
-            events=events,
-            communities=communities,
-            members=members,
-            span_seconds=DEMO_SPAN_SECONDS,
-            dup_rate=0.01,
-            malformed_rate=0.002,
-        ),
-        [story],
-    )
-    published = {"n": 0, "done": False}
-
-    def publish() -> None:
-        published["n"] = Publisher(settings).publish(
-            (Outgoing(m.topic, m.key, m.value) for m in sim.messages()),
-            rate=rate,
-            on_progress=lambda n: published.__setitem__("n", n),
+        story = DemoStory(drop_at=0.85, surge_at=0.8)
+        sim = Simulator(
+            SimConfig(
+                seed=7,
+                events=events,
+                communities=communities,
+                members=members,
+                span_seconds=DEMO_SPAN_SECONDS,
+                dup_rate=0.01,
+                malformed_rate=0.002,
+            ),
+            [story],
         )
-        published["done"] = True
+        published = {"n": 0, "done": False}
 
-    publisher = threading.Thread(target=publish, name="pulse-simulator", daemon=True)
-    publisher.start()
-    progress = Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    sent_task = progress.add_task("published", total=None)
-    done_task = progress.add_task("applied", total=None)
-    client = engine.store.client
-    totals = engine.applier.totals
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        while True:
-            progress.update(
-                sent_task, completed=published["n"], total=published["n"] if published["done"] else None
+        def publish() -> None:
+            published["n"] = Publisher(settings).publish(
+                (Outgoing(m.topic, m.key, m.value) for m in sim.messages()),
+                rate=rate,
+                on_progress=lambda n: published.__setitem__("n", n),
             )
-            progress.update(done_task, completed=totals["messages"], total=published["n"] or None)
-            start = queries.current_window(client, settings.window_seconds)
-            board = (
-                leaderboard_table(client, settings, start, None, 8)
-                if start is not None
-                else "waiting for data…"
-            )
-            live.update(
-                Group(
-                    progress,
-                    Panel.fit(board, title="live from Redis", border_style="cyan"),
-                    alerts_table(client, 5),
+            published["done"] = True
+
+        publisher = threading.Thread(target=publish, name="pulse-simulator", daemon=True)
+        publisher.start()
+        progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        sent_task = progress.add_task("published", total=None)
+        done_task = progress.add_task("applied", total=None)
+        client = engine.store.client
+        totals = engine.applier.totals
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while True:
+                progress.update(
+                    sent_task, completed=published["n"], total=published["n"] if published["done"] else None
                 )
-            )
-            if published["done"] and totals["messages"] >= published["n"]:
-                break
-            if not worker.is_alive():
-                raise RuntimeError("the worker stopped unexpectedly; see the log above")
-            time.sleep(refresh_seconds)
-    engine.stop()  # everything is applied: the tables below read a still Redis
-    worker.join(timeout=30)
-    elapsed = time.perf_counter() - t0
-    start = queries.current_window(client, settings.window_seconds)
-    if start is not None:
-        console.print(leaderboard_table(client, settings, start, None, 10))
-        top = queries.top_communities(client, settings.window_seconds, start, 1)
-        if top:
-            console.print(leaderboard_table(client, settings, start, top[0].name, 10))
-    for table in signals_tables(client):
-        console.print(table)
-    caught = story_table(client, story.script)
-    console.print(caught)
-    for table in insight_tables(client, story.script, settings.window_seconds, start):
-        console.print(table)
-    console.print(alerts_table(client, 10))
-    summary = {"published": published["n"], **totals, "seconds": round(elapsed, 1), "window": start}
-    console.print(
-        f"[bold green]done[/] in {elapsed:.1f} s: {summary['published']} published,"
-        f" {totals['applied']} applied,"
-        f" {totals['duplicates']} duplicates skipped, {totals['dead_letters']} dead-lettered."
-    )
-    return summary
+                progress.update(done_task, completed=totals["messages"], total=published["n"] or None)
+                start = queries.current_window(client, settings.window_seconds)
+                board = (
+                    leaderboard_table(client, settings, start, None, 8)
+                    if start is not None
+                    else "waiting for data…"
+                )
+                live.update(
+                    Group(
+                        progress,
+                        Panel.fit(board, title="live from Redis", border_style="cyan"),
+                        alerts_table(client, 5),
+                    )
+                )
+                if published["done"] and totals["messages"] >= published["n"]:
+                    break
+                if not worker.is_alive():
+                    raise RuntimeError("the worker stopped unexpectedly; see the log above")
+                time.sleep(refresh_seconds)
+        engine.stop()  # everything is applied: the tables below read a still Redis
+        worker.join(timeout=30)
+        elapsed = time.perf_counter() - t0
+        start = queries.current_window(client, settings.window_seconds)
+        if start is not None:
+            console.print(leaderboard_table(client, settings, start, None, 10))
+            top = queries.top_communities(client, settings.window_seconds, start, 1)
+            if top:
+                console.print(leaderboard_table(client, settings, start, top[0].name, 10))
+        for table in signals_tables(client):
+            console.print(table)
+        caught = story_table(client, story.script)
+        console.print(caught)
+        for table in insight_tables(client, story.script, settings.window_seconds, start):
+            console.print(table)
+        console.print(alerts_table(client, 10))
+        summary = {"published": published["n"], **totals, "seconds": round(elapsed, 1), "window": start}
+        console.print(
+            f"[bold green]done[/] in {elapsed:.1f} s: {summary['published']} published,"
+            f" {totals['applied']} applied,"
+            f" {totals['duplicates']} duplicates skipped, {totals['dead_letters']} dead-lettered."
+        )
+        return summary

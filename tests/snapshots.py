@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams.operators.runner import run_locally
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,3 +34,27 @@ def outputs_in_another_process(
         check=True, env=env, cwd=ROOT, timeout=120,
     )  # fmt: skip
     return pickle.loads((tmp_path / "out.pkl").read_bytes())
+
+
+def assert_continues_after_snapshot(operator: Any, stream: list, batch: int = 500) -> list:
+    """Run ``operator()`` over ``stream``'s first half, pickle its states, run the rest from them:
+    the outputs must equal one uninterrupted run's.  Returns the uninterrupted outputs."""
+    cut = len(stream) // 2 // batch * batch
+    whole = run_locally(operator(), stream, batch)[0]
+    states: dict = {}
+    first = run_locally(operator(), stream[:cut], batch, states=states)[0]
+    restored = pickle.loads(pickle.dumps(states, protocol=5))
+    second = run_locally(operator(), stream[cut:], batch, states=restored)[0]
+    assert first + second == whole
+    return whole
+
+
+def assert_continues_in_another_process(operator: Any, stream: list, tmp_path: Path, hash_seed: str) -> None:
+    """The same, with the second half run by a fresh interpreter under another ``PYTHONHASHSEED``
+    (another worker: set iteration order differs)."""
+    cut = len(stream) // 2 // 500 * 500
+    whole = run_locally(operator(), stream, 500)[0]
+    states: dict = {}
+    run_locally(operator(), stream[:cut], 500, states=states)
+    path = f"{operator.__module__}.{operator.__name__}"
+    assert outputs_in_another_process(path, states, stream[cut:], tmp_path, hash_seed) == whole[cut // 500 :]

@@ -38,7 +38,6 @@ from redis.exceptions import (
 from streams import keys
 from streams.config import Settings
 from streams.operators.base import RedisCommand
-from streams.operators.runner import Stored
 from streams.pipeline import BatchResult, PartitionProgress, TopicPartition
 from streams.sinks.redis_store import RedisStore, StoreRefused
 
@@ -155,20 +154,8 @@ class ClusterStore(RedisStore):
                 self._tag = None
         return result
 
-    def load_states(self, communities: list[str], operators: list[str]) -> dict[str, Stored]:
-        if not communities:
-            return {}
-        pipe = self.client.pipeline()
-        for community in communities:
-            home = self.homes[community]
-            pipe.hmget(keys.tagged(keys.state(community), home), operators)
-            pipe.lrange(keys.tagged(keys.log(community), home), 0, -1)
-        replies = iter(pipe.execute())
-        out: dict[str, Stored] = {}
-        for community in communities:
-            blobs = dict(zip(operators, next(replies), strict=True))
-            out[community] = (blobs, next(replies))
-        return out
+    def _home_key(self, key: str, community: str) -> str:
+        return keys.tagged(key, self.homes[community])
 
     # --- writes --------------------------------------------------------------------------------
     def split(self, result: BatchResult) -> dict[int, BatchResult]:

@@ -105,6 +105,10 @@ class RedisStore:
         """A key as this store's layout names it (single-node: as :mod:`streams.keys` builds it)."""
         return key
 
+    def _home_key(self, key: str, community: str) -> str:
+        """A community's key where the store keeps it (single node: the key itself)."""
+        return key
+
     def observe(self, result: BatchResult) -> None:
         """Called with each batch's pipeline result before its operator states are loaded (the
         cluster store learns which partition each community lives in)."""
@@ -160,8 +164,8 @@ class RedisStore:
             return {}
         pipe = self.client.pipeline(transaction=False)
         for community in communities:
-            pipe.hmget(keys.state(community), operators)
-            pipe.lrange(keys.log(community), 0, -1)
+            pipe.hmget(self._home_key(keys.state(community), community), operators)
+            pipe.lrange(self._home_key(keys.log(community), community), 0, -1)
         replies = iter(pipe.execute())
         out: dict[str, Stored] = {}
         for community in communities:

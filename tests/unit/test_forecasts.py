@@ -27,8 +27,7 @@ from schemas.events import Event, Post, Reaction, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
 from streams.operators.forecasts import DemandSupplyForecaster
-from streams.operators.runner import run_locally
-from tests.snapshots import outputs_in_another_process
+from tests.snapshots import assert_continues_after_snapshot, assert_continues_in_another_process
 
 H = 3_600_000
 T0 = 1_767_571_200_000  # Monday 2026-01-05 00:00 UTC, a window start
@@ -356,29 +355,12 @@ def stream() -> list[Event]:
 
 
 def test_snapshot_mid_stream_continues_identically(stream: list[Event]) -> None:
-    cut = len(stream) // 2 // 500 * 500
-    whole = run_locally(DemandSupplyForecaster(), stream, 500, states={})[0]
-    states: dict = {}
-    first = run_locally(DemandSupplyForecaster(), stream[:cut], 500, states=states)[0]
-    restored = pickle.loads(pickle.dumps(states, protocol=5))
-    second = run_locally(DemandSupplyForecaster(), stream[cut:], 500, states=restored)[0]
-    assert first + second == whole
+    assert_continues_after_snapshot(DemandSupplyForecaster, stream)
 
 
 def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Path) -> None:
-    """Another worker (another hash seed) continues from the snapshot with the same outputs."""
-    cut = len(stream) // 2 // 500 * 500
-    whole = run_locally(DemandSupplyForecaster(), stream, 500, states={})[0]
-    states: dict = {}
-    run_locally(DemandSupplyForecaster(), stream[:cut], 500, states=states)[0]
-    rest = outputs_in_another_process(
-        "streams.operators.forecasts.DemandSupplyForecaster",
-        states,
-        stream[cut:],
-        tmp_path,
-        "12345",
-    )
-    assert rest == whole[cut // 500 :]
+    """Another worker (another hash seed: set iteration order differs) continues identically."""
+    assert_continues_in_another_process(DemandSupplyForecaster, stream, tmp_path, "12345")
 
 
 @settings(max_examples=15, deadline=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,9 +13,8 @@ from online_models.turnout import AttendanceModel, BaseRate, MemberStats, logit
 from schemas.events import Event, Post, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
-from streams.operators.runner import run_locally
 from streams.operators.turnout import TurnoutPredictor
-from tests.snapshots import outputs_in_another_process
+from tests.snapshots import assert_continues_after_snapshot, assert_continues_in_another_process
 
 H = 3_600_000
 START = 1_767_571_200_000 + 7 * 24 * H  # a meetup start
@@ -262,30 +260,13 @@ def stream() -> list[Event]:
 
 
 def test_snapshot_mid_stream_continues_identically(stream: list[Event]) -> None:
-    cut = len(stream) // 2 // 500 * 500
-    whole = run_locally(TurnoutPredictor(), stream, 500, states={})[0]
+    whole = assert_continues_after_snapshot(TurnoutPredictor, stream)
     assert sum(len(o.observations) for o in whole) > 0  # outcomes were learned in both halves
-    states: dict = {}
-    first = run_locally(TurnoutPredictor(), stream[:cut], 500, states=states)[0]
-    restored = pickle.loads(pickle.dumps(states, protocol=5))
-    second = run_locally(TurnoutPredictor(), stream[cut:], 500, states=restored)[0]
-    assert first + second == whole
 
 
 def test_snapshot_restored_in_another_process(stream: list[Event], tmp_path: Path) -> None:
     """Another worker (another hash seed: set iteration order differs) continues identically."""
-    cut = len(stream) // 2 // 500 * 500
-    whole = run_locally(TurnoutPredictor(), stream, 500, states={})[0]
-    states: dict = {}
-    run_locally(TurnoutPredictor(), stream[:cut], 500, states=states)[0]
-    rest = outputs_in_another_process(
-        "streams.operators.turnout.TurnoutPredictor",
-        states,
-        stream[cut:],
-        tmp_path,
-        "4242",
-    )
-    assert rest == whole[cut // 500 :]
+    assert_continues_in_another_process(TurnoutPredictor, stream, tmp_path, "4242")
 
 
 def test_learning_does_not_depend_on_batch_boundaries(stream: list[Event]) -> None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -59,13 +58,24 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams import keys as key_contract
+from streams.bench_report import _mb, _Ui, render_markdown
 from streams.config import Settings
+from streams.processes import (
+    _cpu_total,
+    _log_tail,
+    cpu_seconds,
+    peak_rss_bytes,
+    process_tree,
+    settings_env,
+    start_process,
+    start_worker,
+    stop_process,
+)
 from streams.publisher import Outgoing, PartitionKey, TrackingPublisher
 from streams.sinks.redis_store import PROGRESS_KEY
-from streams.stage_costs import as_messages, measure_stage_costs, render_costs
+from streams.stage_costs import as_messages, measure_stage_costs
 from streams.topics import ensure_topics
 
 __all__ = [
@@ -234,122 +244,6 @@ def machine_description(client: redis.Redis | None = None) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# Subprocesses (the pattern of tests/workers.py, here because tests/ is not shipped)
-# --------------------------------------------------------------------------------------------------
-
-
-def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that makes ``pulse`` use ``settings`` (and nothing from the caller's PULSE_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"PULSE_{name.upper()}"] = str(value)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update(extra or {})
-    return env
-
-
-def start_process(args: Sequence[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
-    """Start ``python ARGS`` in its own process group (so :func:`stop_process` reaches its children)."""
-    from infra.local_services import _die_with_parent
-
-    out = log.open("ab") if log else subprocess.DEVNULL
-    try:
-        return subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(),  # Linux: SIGTERM it if the bench dies without cleaning up
-        )
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
-
-
-def start_worker(settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """``pulse worker`` as a child process configured by ``settings``."""
-    return start_process(["-m", "streams.cli", "worker"], settings_env(settings), log)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """SIGTERM the process group, SIGKILL it after ``timeout`` s; returns the exit code."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    return proc.returncode
-
-
-def peak_rss_bytes(pid: int) -> int | None:
-    """``VmHWM`` (peak resident set) of a live process, or None where /proc is unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process, all its threads (``/proc/<pid>/stat``), or None.
-
-    CPU per message is far steadier than events/s on a shared machine: time spent waiting for
-    a core does not count, so it separates "Pulse got slower" from "the machine got busier"."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its live descendants (a ``--processes`` supervisor's workers), from ``/proc``."""
-    parents: dict[int, list[int]] = {}
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = (entry / "stat").read_text()
-                parents.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo += parents.get(current, [])
-    return out
-
-
-def _cpu_total(procs: Sequence[subprocess.Popen[bytes]]) -> float | None:
-    """CPU of the processes and of their live children (a supervisor's workers)."""
-    values = [cpu_seconds(pid) for p in procs for pid in process_tree(p.pid)]
-    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-# --------------------------------------------------------------------------------------------------
-# Data: simulate, publish, remember the end offsets
 # --------------------------------------------------------------------------------------------------
 
 
@@ -977,137 +871,6 @@ def redis_cpu_seconds(client: redis.Redis) -> float | None:
 
 def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Progress display
-# --------------------------------------------------------------------------------------------------
-
-
-class _Ui:
-    """Rich status/progress lines for the phases of a run (quiet ones when not a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    @contextlib.contextmanager
-    def status(self, text: str) -> Iterator[None]:
-        with self.console.status(text):
-            yield
-
-    @contextlib.contextmanager
-    def progress(self, text: str, total: int) -> Iterator[Callable[[int], None]]:
-        bar = Progress(
-            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=True,
-        )  # fmt: skip
-        with bar:
-            task = bar.add_task(text, total=total)
-            yield lambda n: bar.update(task, completed=n)
-
-    def done(self, text: str) -> None:
-        self.console.print(f"[green]✓[/] {text}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------------
-
-
-def _mb(n: int | None) -> str:
-    return f"{n / 2**20:.0f} MB" if n else "–"
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The short human summary of ``bench.json``."""
-    m = report["machine"]
-    v = m["versions"]
-    cfg = report["config"]
-    quick = " — QUICK run: figures are not meaningful" if cfg["quick"] else ""
-    lines = [
-        f"# Pulse bench — {report['date']}",
-        "",
-        f"{m['cpu_model']}, {m['usable_cores']} usable cores, {(m['ram_bytes'] or 0) / 2**30:.0f} GiB RAM;"
-        f" Python {m['python']}; librdkafka {m['versions'].get('librdkafka')},"
-        f" faust-streaming {v.get('faust-streaming')}, redis-server {v.get('redis-server')}."
-        f" Broker: {report['broker']}. {cfg['events']:,} simulated events ({report['dataset']['messages']:,}"
-        f" messages, {cfg['partitions']} partitions × 3 topics){quick}.",
-        "",
-        "## Throughput (same data)",
-        "",
-        "| name | events/s | ratio to raw | CPU µs/msg | peak RSS | notes |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for t in report["throughput"].values():
-        ratio = _num(t["ratio_to_raw"], ".3f")
-        cpu = _num(t["cpu_us_per_message"], ".1f")
-        rss = _mb(t["peak_rss_bytes"])
-        lines.append(f"| {t['name']} | {t['events_per_s']:,.0f} | {ratio} | {cpu} | {rss} | {t['notes']} |")
-    s = report["summary"]
-    lines += [
-        "",
-        f"With `PULSE_OPERATORS={s['operators']}` Pulse (batch) is"
-        f" **{_num(s['pulse_vs_faust_baseline'], '.1f')}×** the idiomatic Faust baseline"
-        f" and {_num(s['pulse_ratio_to_raw'], '.1%')} of the raw consumer (core operators:"
-        f" {_num(s['core_ratio_to_raw'], '.1%')}); the Faust engine"
-        f" {_num(s['pulse_faust_engine_vs_faust_baseline'], '.1f')}× the baseline;"
-        f" `--processes 2`: {_num(s['two_processes_speedup'], '.2f')}× one process.",
-    ]
-    costs = report.get("operator_costs")
-    if costs:
-        lines += [
-            "",
-            f"## Cost per event, in-process (CPU µs; `PULSE_OPERATORS={costs['operators_setting']}`,"
-            f" batches of {costs['batch']:,}, the same {costs['messages']:,} messages)",
-            "",
-            render_costs(costs),
-        ]
-    lines += [
-        "",
-        "## Latency (batch engine, produce → visible in Redis)",
-        "",
-        "| operators | offered/s | achieved/s | messages | p50 ms | p99 ms | p99.9 ms | max ms | drain ms"
-        " | kept up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in report["latency"]:
-        lines.append(
-            f"| {r.get('operators', 'default')} | {r['offered_rate']:,} | {r['achieved_rate']:,.0f}"
-            f" | {r['messages']:,} | {r['p50_ms']:.1f}"
-            f" | {r['p99_ms']:.1f} | {r['p999_ms']:.1f} | {r['max_ms']:.1f} | {r['drain_ms']:.0f}"
-            f" | {'yes' if r['kept_up'] else 'no'} |"
-        )
-    lines += [
-        "",
-        "## Scale (batch engine)",
-        "",
-        "| communities | members | messages | events/s | ratio to raw | CPU µs/msg | peak RSS"
-        " | active members | member-board bytes / active member |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["scale"]:
-        lines.append(
-            f"| {r['communities']:,} | {r['members']:,} | {r['messages']:,} | {r['events_per_s']:,.0f}"
-            f" | {_num(r['ratio_to_raw'], '.3f')} | {_num(r['cpu_us_per_message'], '.1f')}"
-            f" | {_mb(r['peak_rss_bytes'])}"
-            f" | {r['active_members']:,}"
-            f" | {r['bytes_per_active_member']:,.0f} |"
-        )
-    targets = report["targets"]
-    lines += [
-        "",
-        "## Targets",
-        "",
-        *(f"- {'✅' if ok else '❌'} {name}" for name, ok in targets.items() if ok is not None),
-        "",
-        f"Run took {report['run_seconds']:.0f} s. Machine-readable: `bench.json`.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from streams import keys
 from streams.sinks.cluster import plain_url
 
 if TYPE_CHECKING:
-    from streams.bench import BenchConfig, Dataset, Throughput, _Ui
+    from streams.bench import BenchConfig, Dataset, Throughput
+    from streams.bench_report import _Ui
 
 PRIMARIES = 3
 

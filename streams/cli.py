@@ -63,8 +63,8 @@ def worker(processes: int = 1, **kwargs: Any) -> None:
     """Consume the input topics and keep Redis up to date (until SIGTERM/SIGINT)."""
     settings, _ = _split(kwargs)
     if processes > 1:
-        from streams.bench import settings_env
         from streams.engines.supervisor import Supervisor
+        from streams.processes import settings_env
 
         sys.exit(Supervisor(processes, settings_env(settings), settings.metrics_port).run())
     from streams.metrics import serve

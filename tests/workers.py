@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from streams.bench import settings_env
 from streams.config import INPUT_TOPICS, Settings
+from streams.processes import settings_env
 from tests import reference
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -67,3 +67,15 @@ def scenario_records() -> tuple[list[Record], Expected]:
         ev("posts", 3, "e", MS0),
     ]
     return recs, run(recs)
+
+
+def dead_letter(src: Record, reason: str, offset: int) -> Record:
+    """The dead letter Pulse would write for ``src`` (original key and value, ``pulse.*`` headers)."""
+    headers = {
+        "pulse.reason": reason.encode(),
+        "pulse.detail": b"whatever",
+        "pulse.topic": src.topic.encode(),
+        "pulse.partition": str(src.partition).encode(),
+        "pulse.offset": str(src.offset).encode(),
+    }
+    return Record("dead-letters", 0, offset, src.key, src.value, headers)

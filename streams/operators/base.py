@@ -70,6 +70,14 @@ class Output:
         self.commands += [["LPUSH", keys.ALERTS_ALL, doc], ["LTRIM", keys.ALERTS_ALL, 0, ALERTS_ALL_KEPT - 1]]
         self.alerts.append(value["kind"])
 
+    @classmethod
+    def merged(cls, outputs: Sequence[Output]) -> Output:
+        """One output holding all of ``outputs``, in order."""
+        out = cls()
+        for other in outputs:
+            out.extend(other)
+        return out
+
     def extend(self, other: Output) -> None:
         self.commands += other.commands
         self.messages += other.messages

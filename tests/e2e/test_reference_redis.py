@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.records import MS0, ev, run, scenario_records
+from tests.records import dead_letter as _dl
 from tests.reference import Expected, Record, assert_matches, read_redis
 
 
@@ -21,17 +22,6 @@ def _fill(client: Any, exp: Expected) -> None:
         client.hset(key, mapping=h)
     for key, z in exp.zsets.items():
         client.zadd(key, z)
-
-
-def _dl(src: Record, reason: str, offset: int) -> Record:
-    headers = {
-        "pulse.reason": reason.encode(),
-        "pulse.detail": b"whatever",
-        "pulse.topic": src.topic.encode(),
-        "pulse.partition": str(src.partition).encode(),
-        "pulse.offset": str(src.offset).encode(),
-    }
-    return Record("dead-letters", 0, offset, src.key, src.value, headers)
 
 
 def test_assert_matches_passes_on_equal_state(

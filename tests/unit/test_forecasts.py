@@ -27,6 +27,7 @@ from schemas.events import Event, Post, Reaction, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
 from streams.operators.forecasts import DemandSupplyForecaster
+from streams.operators.runner import run_locally
 from tests.snapshots import assert_continues_after_snapshot, assert_continues_in_another_process
 
 H = 3_600_000
@@ -51,14 +52,9 @@ def hourly_stream(hours: int, needs: int = 3, offers: int = 2, community: str = 
 
 
 def run(op: DemandSupplyForecaster, events: Sequence[Event], batch: int = 50) -> tuple[Output, dict]:
-    states: dict = {}
-    out = Output()
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
-        for ev in chunk:
-            states.setdefault(ev.community, op.new_state(ev.community))
-        out.extend(op.apply_batch(states, chunk))
-    return out, states
+    """All of ``events`` in batches of ``batch``: every output merged, and the states."""
+    outputs, states = run_locally(op, events, batch)
+    return Output.merged(outputs), states
 
 
 def fields(cmd: list) -> dict:

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.records import BODIES, MS0, MS1, NOW, S0, S1, counts, ev, raw, run, scenario_records  # noqa: F401
+from tests.records import BODIES, MS0, MS1, NOW, counts, ev, raw, run, scenario_records
+from tests.records import dead_letter as _dl
 from tests.reference import (
     Expected,
     Record,
@@ -491,17 +492,6 @@ def test_invariants(events: list[tuple[str, int, str, int, str, str]], grace: in
 # --------------------------------------------------------------------------------------------
 # Dead letters and the comparison, against the real Redis of the test session
 # --------------------------------------------------------------------------------------------
-
-
-def _dl(src: Record, reason: str, offset: int) -> Record:
-    headers = {
-        "pulse.reason": reason.encode(),
-        "pulse.detail": b"whatever",
-        "pulse.topic": src.topic.encode(),
-        "pulse.partition": str(src.partition).encode(),
-        "pulse.offset": str(src.offset).encode(),
-    }
-    return Record("dead-letters", 0, offset, src.key, src.value, headers)
 
 
 @pytest.fixture

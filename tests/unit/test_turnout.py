@@ -13,6 +13,7 @@ from online_models.turnout import AttendanceModel, BaseRate, MemberStats, logit
 from schemas.events import Event, Post, Rsvp
 from streams.labelled.models import evaluate, synthetic_events
 from streams.operators.base import Output
+from streams.operators.runner import run_locally
 from streams.operators.turnout import TurnoutPredictor
 from tests.snapshots import assert_continues_after_snapshot, assert_continues_in_another_process
 
@@ -47,14 +48,9 @@ def hsets(out: Output, meetup: str = "m1") -> list[dict]:
 
 
 def run(op: TurnoutPredictor, events: Sequence[Event], batch: int = 1_000) -> tuple[Output, dict]:
-    states: dict = {}
-    out = Output()
-    for at in range(0, len(events), batch):
-        chunk = events[at : at + batch]
-        for ev in chunk:
-            states.setdefault(ev.community, op.new_state(ev.community))
-        out.extend(op.apply_batch(states, chunk))
-    return out, states
+    """All of ``events`` in batches of ``batch``: every output merged, and the states."""
+    outputs, states = run_locally(op, events, batch)
+    return Output.merged(outputs), states
 
 
 def meetup_events(

@@ -27,7 +27,7 @@ two 100-bin histograms: ~1e-3 precise, a few hundred bytes in a snapshot).
 
 :class:`MemberTable` keeps the per-member numbers as columns of ``array`` (float32 for
 statistics, float64 for timestamps): ~120 bytes a member in a snapshot, against ~400 for a
-dict of floats — the state is pickled after every batch.
+dict of floats — the state is pickled into every snapshot.
 
 >>> t = MemberTable()
 >>> i = t.add("ann", ts=0)

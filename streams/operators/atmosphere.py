@@ -286,7 +286,7 @@ _LN2 = math.log(2.0)
 
 @dataclass(slots=True)
 class AtmosphereState:
-    """One community's atmosphere (pickled into ``pulse:state:atmosphere`` after every batch)."""
+    """One community's atmosphere (pickled into its snapshot, see :mod:`streams.operators.runner`)."""
 
     community: str
     detector: Any  # a DropDetector

@@ -89,7 +89,7 @@ S = TypeVar("S")
 
 
 class StatefulOperator(Protocol[S]):
-    """``name`` keys the snapshots (``pulse:state:{name}`` hash, field = community)."""
+    """``name`` keys the operator's snapshot in its community's ``pulse:state:{community}`` hash."""
 
     name: str
 

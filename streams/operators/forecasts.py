@@ -101,7 +101,7 @@ class PendingForecast:
 
 @dataclass(slots=True)
 class ForecastState:
-    """One community's forecasting state (pickled into the batch's snapshot; a few KB)."""
+    """One community's forecasting state (pickled into its snapshot; a few KB)."""
 
     community: str
     model: CommunityForecaster

@@ -207,7 +207,7 @@ class MeetupKpi:
 
 @dataclass(slots=True)
 class KpiState:
-    """One community's KPI state (pickled into every batch's snapshot)."""
+    """One community's KPI state (pickled into its snapshot, see :mod:`streams.operators.runner`)."""
 
     community: str
     seen: SeenFilter

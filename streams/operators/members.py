@@ -88,7 +88,7 @@ _X_COLUMNS = tuple(f"x{k}" for k in range(len(FEATURES)))
 
 @dataclass(slots=True)
 class MemberState:
-    """One community's member insights (pickled into every batch's snapshot)."""
+    """One community's member insights (pickled into its snapshot, see :mod:`streams.operators.runner`)."""
 
     community: str
     table: MemberTable

@@ -114,7 +114,7 @@ class Topic:
 
 @dataclass(slots=True)
 class TrendState:
-    """One community's hot-topic state (pickled into every batch's snapshot)."""
+    """One community's hot-topic state (pickled into its snapshot, see :mod:`streams.operators.runner`)."""
 
     community: str
     model: TopicForecaster

@@ -89,7 +89,7 @@ class MeetupState:
 
 @dataclass(slots=True)
 class TurnoutState:
-    """One community's turnout state (pickled into the batch's snapshot)."""
+    """One community's turnout state (pickled into its snapshot, see :mod:`streams.operators.runner`)."""
 
     community: str
     model: AttendanceModel

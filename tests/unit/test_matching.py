@@ -17,6 +17,7 @@ from streams import keys
 from streams.operators.base import Output
 from streams.operators.matching import MatchConfig, MatchMaker, MatchState, matches_key
 from streams.simulator import SimConfig, Simulator
+from streams.sinks.memory import MemoryStore
 from tests.workers import digests_under_hash_seeds
 
 T0 = 1_767_225_600_000
@@ -38,35 +39,23 @@ def run(op: MatchMaker, events: list, states: dict | None = None) -> tuple[Outpu
     return op.apply_batch(states, events), states
 
 
-def apply_commands(redis: dict[str, dict[str, float]], commands: list[list]) -> None:
-    """A tiny Redis: enough of DEL / ZADD / EXPIRE to check what the commands leave behind."""
+def apply_commands(store: MemoryStore, commands: list[list]) -> None:
+    """Check the shape of each of matching's commands, then apply it to the in-memory store."""
     for cmd in commands:
         name, key, *args = cmd
-        if name == "DEL":
-            redis.pop(key, None)
-        elif name == "ZADD":
+        assert name in ("DEL", "ZADD", "ZREM", "ZREMRANGEBYSCORE", "EXPIRE"), f"unexpected command {cmd}"
+        if name == "ZADD":
             assert args and len(args) % 2 == 0, cmd
-            zset = redis.setdefault(key, {})
-            for score, member in zip(args[::2], args[1::2], strict=True):
-                # candidate scores are floats; the index holds integer deadlines (ms)
-                kind = int if key.count(":") == 2 else float
-                assert isinstance(score, kind) and isinstance(member, str), cmd
-                zset[member] = score
-        elif name == "ZREM":
-            for member in args:
-                redis.get(key, {}).pop(member, None)
+            kind = int if key.count(":") == 2 else float  # the index holds integer deadlines (ms)
+            assert all(isinstance(sc, kind) and isinstance(m, str) for sc, m in zip(args[::2], args[1::2])), (
+                cmd
+            )
         elif name == "ZREMRANGEBYSCORE":
             assert args[0] == "-inf", cmd
-            for member, score in list(redis.get(key, {}).items()):
-                if score <= args[1]:
-                    del redis[key][member]
         elif name == "EXPIRE":
-            assert key in redis, f"EXPIRE on a missing key: {cmd}"
+            assert key in store.zsets, f"EXPIRE on a missing key: {cmd}"
             assert isinstance(args[0], int) and args[0] >= 1, cmd
-        else:
-            raise AssertionError(f"unexpected command {cmd}")
-        if key in redis and not redis[key]:
-            del redis[key]  # Redis deletes an emptied sorted set
+        store.apply([cmd])
 
 
 # -- text features ---------------------------------------------------------------------------------
@@ -251,15 +240,16 @@ def test_resolved_need_leaves_the_index_and_every_list():
             ),
         ],
     )
-    redis: dict[str, dict[str, float]] = {}
-    apply_commands(redis, out1.commands)
+    store = MemoryStore()
+    redis = store.zsets
+    apply_commands(store, out1.commands)
     assert set(redis) == {matches_key("c", "n1"), matches_key("c", "o1"), keys.match_index("c")}
     assert set(redis[keys.match_index("c")]) == {"n1", "o1"}
 
     out2, _ = run(
         op, [post("x", "ann", "resolved", "Done, thanks!", (), T0 + 2 * MIN, reply_to="n1")], states
     )
-    apply_commands(redis, out2.commands)
+    apply_commands(store, out2.commands)
     state = states["c"]
     assert "n1" not in state.posts
     assert all("n1" not in postings for side in state.index.values() for postings in side.values())
@@ -402,10 +392,11 @@ def test_state_and_redis_stay_consistent(stream):
     events, batch = stream
     op = MatchMaker(MatchConfig(k=3, ttl_ms=5 * DAY, max_open_posts=12, max_postings=4, max_candidates=6))
     states: dict[str, MatchState] = {}
-    redis: dict[str, dict[str, float]] = {}
+    store = MemoryStore()
+    redis = store.zsets
     for at in range(0, len(events), batch):
         out, states = run(op, events[at : at + batch], states)
-        apply_commands(redis, out.commands)
+        apply_commands(store, out.commands)
         state = states["c"]
         posts = state.posts
         assert len(posts) <= 12

@@ -47,9 +47,8 @@ def apply_commands(store: MemoryStore, commands: list[list]) -> None:
         if name == "ZADD":
             assert args and len(args) % 2 == 0, cmd
             kind = int if key.count(":") == 2 else float  # the index holds integer deadlines (ms)
-            assert all(isinstance(sc, kind) and isinstance(m, str) for sc, m in zip(args[::2], args[1::2])), (
-                cmd
-            )
+            pairs = zip(args[::2], args[1::2], strict=True)
+            assert all(isinstance(sc, kind) and isinstance(m, str) for sc, m in pairs), cmd
         elif name == "ZREMRANGEBYSCORE":
             assert args[0] == "-inf", cmd
         elif name == "EXPIRE":

@@ -59,9 +59,13 @@ def kafka_probe(settings: Settings) -> Probe:
 
 
 def redis_probe(settings: Settings) -> Probe:
+    """PING the node the URL names (on Redis Cluster, the seed node: the cluster client finds the
+    rest once the worker starts)."""
+    from streams.sinks.cluster import plain_url
+
     def probe(timeout: float) -> str | None:
         client = redis.Redis.from_url(
-            settings.redis_url,
+            plain_url(settings.redis_url),
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             **settings.redis_kwargs(),  # type: ignore[arg-type]

@@ -86,7 +86,7 @@ def signals_tables(client: Any, limit: int = 8) -> list[Table]:
     for key in sorted(client.scan_iter(keys.pattern("meetup"), count=500))[:limit]:
         h = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         fields = ("community", "going", "maybe", "predicted_turnout", "capacity", "predicted_fill", "state")
-        turnout.add_row(" / ".join(keys.ids_of(key, "meetup")), *(h.get(f) or "–" for f in fields))
+        turnout.add_row(keys.ids_of(key, "meetup")[1], *(h.get(f) or "–" for f in fields))
     if turnout.row_count:
         tables.append(turnout)
     return tables

@@ -510,23 +510,24 @@ class TrendingTopics:
                 out.commands.append(zadd)
             out.commands.append(self._themes(st, views, top))
             self._observe(st, out)
-            # Hashes: touched topics that are ranked at all, and at a window boundary (counts
-            # restart) the whole top.  A word said once gets no hash: readers never look it up, and
-            # writing one per touched word was most of a batch's Redis commands.
+            # Hashes: touched topics, and at a window boundary (counts restart) the whole top.
             window_start = st.bucket % self.buckets == 0
-            ranked_touched = (n for n in touched if n in st.topics and self._supported(st.topics[n], corr))
-            hashes = list(dict.fromkeys([*(top if window_start else ()), *ranked_touched]))
+            hashes = list(
+                dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
+            )
             for name in hashes:
                 if name not in views:
                     views[name] = self._view(st, st.topics[name], corr, act, coef)
         else:
-            hashes = [n for n in touched if n in st.topics and self._supported(st.topics[n], corr)]
+            hashes = [n for n in touched if n in st.topics]
             if not hashes:
                 return
             views = {n: self._view(st, st.topics[n], corr, act, coef) for n in hashes}
-            for name in hashes:
+            supported = [n for n in hashes if self._supported(st.topics[n], corr)]
+            for name in supported:
                 zadd += [_num(views[name].score), name]
-            out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
+            if supported:
+                out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
         for name in hashes:
             v = views[name]
             key = keys.trend_topic(st.community, name)

@@ -75,6 +75,14 @@ def test_a_quiet_platform_one_message_per_batch_never_stops_the_worker(make_sett
     producer = _producer(settings)
     c = "quiet"
     valid = _post("e1", c, "ann", NOW_MS - 60_000, "Anyone here running Postgres on Kubernetes?")
+    like = {
+        "id": "e6",
+        "community": c,
+        "member": "bob",
+        "ts": NOW_MS - 10_000,
+        "post": "p-e1",
+        "reaction": "like",
+    }
     singles: list[tuple[str, bytes | dict[str, Any]]] = [
         ("posts", valid),
         ("posts", valid),  # the platform's retry, alone in its batch
@@ -82,17 +90,7 @@ def test_a_quiet_platform_one_message_per_batch_never_stops_the_worker(make_sett
         ("posts", _post("e3", c, "bob", NOW_MS - 3 * HOUR_MS)),  # late: its window closed long ago
         ("posts", _post("e4", c, "cy", NOW_MS - 30_000, "x" * 5000)),  # oversized (> 4096 bytes)
         ("posts", _post("e5", c, "dee", NOW_MS - 20_000, "")),  # empty text
-        (
-            "reactions",
-            {
-                "id": "e6",
-                "community": c,
-                "member": "bob",
-                "ts": NOW_MS - 10_000,
-                "post": "p-e1",
-                "reaction": "like",
-            },
-        ),
+        ("reactions", like),
         (
             "rsvps",
             {
@@ -104,17 +102,7 @@ def test_a_quiet_platform_one_message_per_batch_never_stops_the_worker(make_sett
                 "status": "going",
             },
         ),
-        (
-            "reactions",
-            {
-                "id": "e6",
-                "community": c,
-                "member": "bob",
-                "ts": NOW_MS - 10_000,
-                "post": "p-e1",
-                "reaction": "like",
-            },
-        ),  # a retried reaction
+        ("reactions", like),  # a retried reaction
     ]
     try:
         for topic, value in singles:

@@ -9,8 +9,12 @@ state always matches the stored offsets.
 Persisting a state means pickling it, and river models pickle slowly (~0.4-0.6 ms per community
 for the forecast and turnout states): doing it for every community of every batch capped the
 worker at small batches, which is what low latency needs.  So a community's states are
-snapshotted only every ``snapshot_every`` to ``2 × snapshot_every - 1`` batches (staggered by
-community, so snapshots do not all fall on one batch); in between, the community's events of
+snapshotted only once its log holds ``snapshot_every`` to ``2 × snapshot_every - 1`` batches
+*and* ``snapshot_events`` to ``2 × snapshot_events - 1`` events (both staggered by community, so
+snapshots do not all fall on one batch), or ``SNAPSHOT_MAX_FACTOR × snapshot_every`` batches
+(bounding the batches a restore replays), or ``log_max_bytes``: at small batches (low latency)
+a community sees an event or two per batch, and a batch count alone would pickle every state
+every second or so.  In between, the community's events of
 each batch are appended to its log (:func:`streams.keys.log`, one entry per batch, a few µs to
 pickle).  All operators of a community snapshot on the same batch, so they share **one** log
 (the events of a batch are stored once, not once per operator) and one snapshot hash
@@ -30,7 +34,7 @@ a rebalance) and is reloaded on demand.
 ...     def apply_batch(self, states, events):
 ...         for ev in events: states[ev.community][0] += 1
 ...         return Output()
->>> runner = OperatorRunner([Count()], snapshot_every=2)
+>>> runner = OperatorRunner([Count()], snapshot_every=2, snapshot_events=0)
 >>> batch = [Post("e1", "c1", "m", 946_684_800_000, "p", "hi", "post", (), None)]
 >>> runner.missing(batch)
 ['c1']
@@ -59,6 +63,11 @@ from streams.operators.base import Output, RedisCommand, StatefulOperator
 
 SNAPSHOT_EVERY = 16
 """Batches a community's state may be behind its snapshot (at least; up to twice, staggered)."""
+SNAPSHOT_EVENTS = 256
+"""Events a community's log holds before a snapshot (at least; up to twice, staggered): a
+snapshot pickles every operator's state (river models ~0.5 ms each), a log entry a few µs."""
+SNAPSHOT_MAX_FACTOR = 4
+"""A log of ``SNAPSHOT_MAX_FACTOR × snapshot_every`` batches is snapshotted whatever its events."""
 LOG_MAX_BYTES = 1 << 20
 """A community's log is compacted (snapshot taken, log dropped) before it grows past this."""
 
@@ -95,6 +104,7 @@ class OperatorRunner:
         operators: Sequence[StatefulOperator[Any]],
         max_states: int = 20_000,
         snapshot_every: int = SNAPSHOT_EVERY,
+        snapshot_events: int = SNAPSHOT_EVENTS,
         idle_ttl_seconds: int | None = None,
         log_max_bytes: int = LOG_MAX_BYTES,
         text_max_chars: int = TEXT_MAX_CHARS,
@@ -104,12 +114,14 @@ class OperatorRunner:
         self.text_max_chars = text_max_chars
         self.max_states = max_states
         self.snapshot_every = snapshot_every
+        self.snapshot_events = snapshot_events
         self.states: dict[str, dict[str, Any]] = {op.name: {} for op in self.operators}
         # Per community in memory (LRU order): batches in its log since its snapshots.
         self.logged: OrderedDict[str, int] = OrderedDict()
         self.touched: dict[str, float] = {}  # community → wall-clock time of its last batch
         self.log_max_bytes = log_max_bytes
         self.log_bytes: dict[str, int] = {}  # community → bytes in its log (since the snapshots)
+        self.log_events: dict[str, int] = {}  # community → events in its log
 
     def clear(self) -> None:
         """Forget every state (a rebalance, or a refused batch): Redis holds the truth."""
@@ -118,6 +130,7 @@ class OperatorRunner:
         self.logged.clear()
         self.touched.clear()
         self.log_bytes.clear()
+        self.log_events.clear()
 
     def _drop(self, community: str) -> None:
         for states in self.states.values():
@@ -125,6 +138,7 @@ class OperatorRunner:
         self.logged.pop(community, None)
         self.touched.pop(community, None)
         self.log_bytes.pop(community, None)
+        self.log_events.pop(community, None)
 
     def forget_idle(self, now: float, idle_seconds: float) -> int:
         """Drop the communities untouched for ``idle_seconds`` (wall clock): their keys in Redis
@@ -154,9 +168,16 @@ class OperatorRunner:
                 self.states[op.name][community] = state
             self.logged[community] = len(entries)
             self.log_bytes[community] = sum(len(entry) for entry in entries)
+            self.log_events[community] = sum(len(events) for events in replay)
 
-    def _threshold(self, community: str) -> int:
-        return self.snapshot_every + zlib.crc32(community.encode()) % self.snapshot_every
+    def _logs_more(self, community: str, batches: int, events: int) -> bool:
+        """Whether a log of ``batches`` entries and ``events`` events may grow (else: snapshot)."""
+        if batches >= SNAPSHOT_MAX_FACTOR * self.snapshot_every:
+            return False
+        stagger = zlib.crc32(community.encode())
+        if batches < self.snapshot_every + stagger % self.snapshot_every:
+            return True
+        return self.snapshot_events > 0 and events < self.snapshot_events + stagger % self.snapshot_events
 
     def run(self, events: Sequence[Event], now: float = 0.0) -> tuple[Output, list[RedisCommand]]:
         """Apply ``events`` to every operator; return their output and the commands persisting
@@ -171,26 +192,29 @@ class OperatorRunner:
             by_community.setdefault(ev.community, []).append(ev)
         for op in self.operators:
             output.extend(op.apply_batch(self.states[op.name], events))
-        logged, touched, log_bytes = self.logged, self.touched, self.log_bytes
+        logged, touched, log_bytes, log_events = self.logged, self.touched, self.log_bytes, self.log_events
         for community, own in by_community.items():
             n = logged.get(community, 0) + 1
             logged[community] = n
             logged.move_to_end(community)
             touched[community] = now
             entry = None
-            if n < self._threshold(community):
+            held = log_events.get(community, 0) + len(own)
+            if self._logs_more(community, n, held):
                 entry = _events_blob(own)
                 size = log_bytes.get(community, 0) + len(entry)
             if entry is not None and size <= self.log_max_bytes:
                 persist.append(["RPUSH", keys.log(community), entry])
                 log_bytes[community] = size
-            else:  # every snapshot_every..2x batches, or once the log reaches log_max_bytes
+                log_events[community] = held
+            else:  # see _logs_more, or once the log reaches log_max_bytes
                 snapshot: RedisCommand = ["HSET", keys.state(community)]
                 for op in self.operators:
                     snapshot += [op.name, _blob(self.states[op.name][community])]
                 persist += [snapshot, ["DEL", keys.log(community)]]
                 logged[community] = 0
                 log_bytes[community] = 0
+                log_events[community] = 0
             if self.idle_ttl_seconds:  # both refreshed every batch: they expire together
                 ttl = self.idle_ttl_seconds
                 persist += [["EXPIRE", keys.state(community), ttl], ["EXPIRE", keys.log(community), ttl]]

@@ -94,7 +94,7 @@ def test_every_operator_shares_one_log_and_one_snapshot_hash_and_restores_exactl
     batch's events are stored once, not once per operator); restored from it, a runner with
     every operator publishes what the uninterrupted one does."""
     batches = [events[at : at + 200] for at in range(0, len(events), 200)]
-    build = lambda: OperatorRunner([build_operator(n, SETTINGS) for n in sorted(OPERATORS)], snapshot_every=3)  # noqa: E731
+    build = lambda: OperatorRunner([build_operator(n, SETTINGS) for n in sorted(OPERATORS)], snapshot_every=3, snapshot_events=0)  # noqa: E731
     runner, store = build(), MemoryStore()
     expected, held = [], None
     for k, batch in enumerate(batches):
@@ -127,7 +127,7 @@ def test_a_runner_restored_from_snapshots_and_logs_continues_like_the_original(n
     snapshot plus the events logged since, replayed.  It must go on publishing exactly what the
     uninterrupted runner publishes."""
     batches = [events[at : at + 200] for at in range(0, len(events), 200)]
-    runner = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3)
+    runner = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3, snapshot_events=0)
     store = MemoryStore()
     crashes = {3: None, 8: None, 13: None}  # after these batches: what Redis holds then
     expected = []
@@ -137,7 +137,7 @@ def test_a_runner_restored_from_snapshots_and_logs_continues_like_the_original(n
             crashes[k] = copy.deepcopy(store)
     assert store.hashes and any(store.lists.values())  # both paths were exercised
     for k, held in crashes.items():
-        restored = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3)
+        restored = OperatorRunner([build_operator(name, SETTINGS)], snapshot_every=3, snapshot_events=0)
         communities = sorted({ev.community for ev in events})
         restored.load({c: _stored(held, c) for c in communities})
         assert _continue(restored, batches[k + 1 :]) == expected[k + 1 :], f"after batch {k}"

@@ -89,7 +89,10 @@ S = TypeVar("S")
 
 
 class StatefulOperator(Protocol[S]):
-    """``name`` keys the operator's snapshot in its community's ``pulse:state:{community}`` hash."""
+    """``name`` keys the operator's snapshot in its community's ``pulse:state:{community}`` hash.
+
+    An operator that never reads a post's text analysis may say so with a class attribute
+    ``reads_text = False``: a runner whose operators all say it skips the text stage."""
 
     name: str
 

@@ -148,6 +148,7 @@ class DemandSupplyForecaster:
     """The ``forecasts`` operator (see the module docstring for what it writes and why)."""
 
     name = "forecasts"
+    reads_text = False  # counts only: the runner may skip the text stage
 
     def __init__(self, config: ForecastConfig | None = None, **overrides: Any) -> None:
         """``config`` (defaults: :class:`ForecastConfig`), any field overridden by keyword."""

@@ -245,6 +245,7 @@ class OperationsKpis:
     """The ``kpis`` operator (see the module docstring for what it writes and why)."""
 
     name = "kpis"
+    reads_text = False  # counts only: the runner may skip the text stage
 
     def __init__(self, config: KpiConfig | None = None, **overrides: Any) -> None:
         """``config`` (defaults: :class:`KpiConfig`), any field overridden by keyword."""

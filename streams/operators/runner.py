@@ -110,6 +110,8 @@ class OperatorRunner:
         text_max_chars: int = TEXT_MAX_CHARS,
     ) -> None:
         self.operators = list(operators)
+        # the text stage runs only for operators that read its analysis (forecasts, turnout ... do not)
+        self.reads_text = any(getattr(op, "reads_text", True) for op in self.operators)
         self.idle_ttl_seconds = idle_ttl_seconds  # EXPIRE of a community's snapshots and log
         self.text_max_chars = text_max_chars
         self.max_states = max_states
@@ -158,7 +160,7 @@ class OperatorRunner:
         """Install each community's snapshots (absent: a fresh state) and replay its log."""
         for community, (snapshots, entries) in stored.items():
             replay = [_unblob_events(entry) for entry in entries]
-            for events in replay:
+            for events in replay if self.reads_text else ():
                 annotate(events, self.text_max_chars)  # the analysis is recomputed, never logged
             for op in self.operators:
                 blob = snapshots.get(op.name)
@@ -186,7 +188,8 @@ class OperatorRunner:
         persist: list[RedisCommand] = []
         if not events:
             return output, persist
-        annotate(events, self.text_max_chars)  # the text stage: once per post, shared by all operators
+        if self.reads_text:  # the text stage: once per post, shared by all operators
+            annotate(events, self.text_max_chars)
         by_community: dict[str, list[Event]] = {}
         for ev in events:
             by_community.setdefault(ev.community, []).append(ev)

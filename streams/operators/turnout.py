@@ -128,6 +128,7 @@ class TurnoutPredictor:
     """The ``turnout`` operator (see the module docstring for what it writes and why)."""
 
     name = "turnout"
+    reads_text = False  # counts only: the runner may skip the text stage
 
     def __init__(self, config: TurnoutConfig | None = None, **overrides: Any) -> None:
         """``config`` (defaults: :class:`TurnoutConfig`), any field overridden by keyword."""

@@ -74,6 +74,9 @@ class BatchApplier:
         self.dead_letter_topic = settings.dead_letter_topic
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag
         self._pending_output = Output()
+        # called before a batch loads communities from Redis: the engine waits there for a commit
+        # still in flight (whose snapshots or log entries the load must see)
+        self.before_load: Callable[[], None] = lambda: None
         self.totals = {"messages": 0, "applied": 0, "duplicates": 0, "dead_letters": 0}
         self.align = settings.align_idle_ms > 0
 
@@ -157,34 +160,51 @@ class BatchApplier:
         runner.forget_idle(now, self.settings.idle_ttl_seconds / 2)
         wanted = runner.missing(result.events)
         if wanted:
+            self.before_load()
             names = [op.name for op in runner.operators]
             runner.load(self.with_redis(lambda: self.store.load_states(wanted, names), time.sleep))
         output, snapshots = runner.run(result.events, now)
         result.commands = output.commands + snapshots
         return output
 
-    def commit(self, result: BatchResult, wait: Callable[[float], None] = time.sleep) -> bool:
+    def take_output(self) -> Output:
+        """The output of the batch :meth:`process` returned last (for :meth:`committed` later)."""
+        output, self._pending_output = self._pending_output, Output()
+        return output
+
+    def commit(
+        self, result: BatchResult, wait: Callable[[float], None] = time.sleep, output: Output | None = None
+    ) -> bool:
         """Commit ``result`` to Redis, retrying while Redis is down.  False when fenced: the
         caller must then :meth:`restore` and re-read from the restored offsets.  Raises
         :class:`~streams.sinks.redis_store.StoreRefused` when the script refused the batch (nothing
-        of it written): retrying cannot help, so the engine stops with that message."""
+        of it written): retrying cannot help, so the engine stops with that message.  ``output``:
+        the batch's, when it is not the last one :meth:`process` returned."""
         started = time.perf_counter()
         try:
             self.with_redis(lambda: self.store.commit(result), wait)
         except Fenced as exc:
-            metrics.FENCED.inc()
-            log.warning("batch refused, partitions moved to another worker: %s", exc)
+            self.fenced(exc)
             return False
-        metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.committed(result, self.take_output() if output is None else output, seconds)
+        return True
+
+    @staticmethod
+    def fenced(exc: Fenced) -> None:
+        metrics.FENCED.inc()
+        log.warning("batch refused, partitions moved to another worker: %s", exc)
+
+    def committed(self, result: BatchResult, output: Output, seconds: float) -> None:
+        """What follows a batch in Redis (its commit took ``seconds``): counts, output metrics."""
+        metrics.REDIS_WRITE_SECONDS.observe(seconds)
         self._count(result)
-        output = self._pending_output
         for kind in output.alerts:
             metrics.ALERTS.labels(kind).inc()
         for out in output.messages:
             metrics.OUTPUTS.labels(out.topic).inc()
         for obs in output.observations:
             self.gauges.observe(obs.metric, obs.community, obs.value)
-        return True
 
     def _count(self, result: BatchResult) -> None:
         totals = self.totals

@@ -4,6 +4,14 @@ librdkafka fetches in the background and ``consume(n)`` returns up to ``n`` mess
 call, so the per-message cost left in Python is the pipeline's own.  On every assignment
 the consumer starts each partition at the offset stored in Redis with the state (or at the
 beginning when nothing is stored), never at Kafka's committed offset.
+
+A batch's Redis script runs while the next batch is read and computed (one commit in flight, in
+a helper thread; the script runs in Redis's own process, so the two overlap on two cores).  The
+next batch is committed only after the previous one landed; if it did not (fenced, Redis away
+past one attempt, a rebalance meanwhile), the batch computed on top of it is dropped and both
+are re-read from the offsets Redis holds — its alerts and dead letters may then be sent twice
+(at least once, as after a crash).  A batch that must load a community from Redis waits for the
+commit in flight first, so the load sees that commit's snapshots and logs.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
@@ -18,8 +28,10 @@ from confluent_kafka import Message as KafkaMessage
 from streams import metrics
 from streams.config import Settings
 from streams.engines.applier import BatchApplier, WorkerStopped, tune_gc
-from streams.pipeline import Message
-from streams.sinks.redis_store import RedisStore, StoreRefused
+from streams.operators.base import Output
+from streams.pipeline import BatchResult, Message
+from streams.sinks.cluster import UNAVAILABLE
+from streams.sinks.redis_store import Fenced, RedisStore, StoreRefused
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -51,8 +63,19 @@ def producer_config(settings: Settings) -> dict[str, object]:
     }
 
 
+@dataclass
+class _InFlight:
+    """A batch whose Redis script runs in the commit thread."""
+
+    result: BatchResult
+    output: Output
+    generation: int  # the engine's rebalance count when it was computed
+    started: float  # perf_counter when its processing began
+    future: Future[float]  # the commit's duration, or its exception
+
+
 class BatchEngine:
-    """Runs until :meth:`stop` (or ``stop_event``) — one thread, one consumer."""
+    """Runs until :meth:`stop` (or ``stop_event``) — one consumer, and a thread for the commit in flight."""
 
     def __init__(self, settings: Settings, store: RedisStore | None = None) -> None:
         self.settings = settings
@@ -62,6 +85,10 @@ class BatchEngine:
         self.applier = BatchApplier(settings, self.store, self.producer)
         self.applier.stopping = self.stop_event.is_set
         self.applier.pipeline.aligner.expect_ends()  # _at_end reports them
+        self.applier.before_load = self._await_inflight
+        self.overlap = self.store.overlaps_commits
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="pulse-commit") if self.overlap else None
+        self.inflight: _InFlight | None = None
         self.paused: set[tuple[str, int]] = set()  # ran ahead in event time: not fetched for now
         self.positions: dict[tuple[str, int], int] = {}  # next offset to read, per assigned partition
         self.logical = {settings.topic(t): t for t in ("posts", "reactions", "rsvps")}
@@ -76,6 +103,7 @@ class BatchEngine:
 
     # --- rebalance callbacks (run inside consume()) ----------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._await_inflight()  # the restore below must read what it wrote (settled by the loop)
         tps = [(self.logical[p.topic], p.partition) for p in partitions]
         self.applier.restore(tps)
         self.positions = {}
@@ -88,9 +116,13 @@ class BatchEngine:
         self.paused.clear()
         self.generation += 1
         consumer.assign(partitions)
+        # librdkafka keeps a partition's pause across a rebalance: one paused by _pace before it
+        # (ahead in event time) would never be fetched again, and alignment would wait for it forever
+        consumer.resume(partitions)
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._await_inflight()
         self.applier.revoke()
         self.assignment = []
         self.paused.clear()
@@ -125,6 +157,8 @@ class BatchEngine:
             while not self.stop_event.is_set() and (max_batches is None or self.batches < max_batches):
                 raw = self._consume(consumer, batch_max, timeout)
                 if not raw and not self.applier.held:
+                    if self.inflight is not None:
+                        self._settle(consumer)  # nothing else to do meanwhile
                     continue
                 started = time.perf_counter()
                 generation = self.generation
@@ -143,25 +177,76 @@ class BatchEngine:
                     messages.append(msg)
                     positions[(msg.topic, msg.partition)] = msg.offset + 1
                 result = self.applier.process(messages, self._at_end(consumer))
+                output = self.applier.take_output()
                 self._pace(consumer)
+                if self.inflight is not None and not self._settle(consumer):
+                    continue  # the batch before did not land: this one, computed on top of it, neither
                 if not result.messages:
                     continue  # everything read is held back by event-time alignment, for now
-                committed = self.applier.commit(result, self._wait_paused)
+                if generation != self.generation:  # defensive: never commit across a rebalance
+                    self._seek_to_stored(consumer)
+                    continue
+                if self.overlap:
+                    assert self._committer is not None
+                    future = self._committer.submit(self._commit_once, result)
+                    self.inflight = _InFlight(result, output, generation, started, future)
+                    continue
+                committed = self.applier.commit(result, self._wait_paused, output)
                 if not committed or generation != self.generation:
                     # refused, or a rebalance ran while Redis was away: trust only what Redis holds
                     self._seek_to_stored(consumer)
                     continue
-                self.batches += 1
-                self._commit_kafka(consumer, result)
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                self._landed(consumer, result, started)
+            if self.inflight is not None:
+                self._settle(consumer)  # stopping: let the last batch land (or be re-read later)
         except WorkerStopped:
             log.warning("stopped while Redis was unreachable; the uncommitted batch will be re-read")
         except StoreRefused as exc:
             log.error("Redis refused a batch before writing any of it (%s); stopping", exc)
             raise SystemExit(f"pulse worker: batch refused by Redis, nothing applied: {exc}") from None
         finally:
+            self._await_inflight()
+            if self._committer is not None:
+                self._committer.shutdown(wait=True)
             consumer.close()
             self.producer.flush(10)
+
+    # --- the commit in flight --------------------------------------------------------------------
+    def _commit_once(self, result: BatchResult) -> float:
+        """In the commit thread: one attempt (retries, which poll the consumer, are the loop's)."""
+        started = time.perf_counter()
+        self.store.commit(result)
+        return time.perf_counter() - started
+
+    def _await_inflight(self) -> None:
+        """Wait until the commit in flight has ended, however it ended (:meth:`_settle` reads it)."""
+        if self.inflight is not None:
+            wait([self.inflight.future])
+
+    def _settle(self, consumer: Consumer) -> bool:
+        """Wait for the commit in flight; True when it landed and nothing moved meanwhile."""
+        inflight, self.inflight = self.inflight, None
+        assert inflight is not None
+        landed = False
+        try:
+            seconds = inflight.future.result()
+            self.applier.committed(inflight.result, inflight.output, seconds)
+            landed = True
+        except Fenced as exc:
+            self.applier.fenced(exc)
+        except UNAVAILABLE:
+            if inflight.generation == self.generation:  # Redis went away: retry as the serial path does
+                landed = self.applier.commit(inflight.result, self._wait_paused, inflight.output)
+        if not landed or inflight.generation != self.generation:
+            self._seek_to_stored(consumer)  # trust only what Redis holds
+            return False
+        self._landed(consumer, inflight.result, inflight.started)
+        return True
+
+    def _landed(self, consumer: Consumer, result: BatchResult, started: float) -> None:
+        self.batches += 1
+        self._commit_kafka(consumer, result)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def _consume(self, consumer: Consumer, most: int, timeout: float) -> list[KafkaMessage]:
         """Up to ``most`` messages and about ``batch_max_bytes`` of them (one message may pass

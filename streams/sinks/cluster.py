@@ -98,6 +98,8 @@ def connect_async(settings: Settings, **kwargs: Any) -> aioredis.Redis | AsyncRe
 class ClusterStore(RedisStore):
     """:class:`RedisStore` on Redis Cluster: the same script, once per partition, on tagged keys."""
 
+    overlaps_commits = False  # commit() keeps the split of the batch it is retrying, and its tag
+
     def __init__(self, client: Any, settings: Settings) -> None:
         super().__init__(client, settings)
         self.homes: dict[str, int] = {}  # community → partition its events arrive on

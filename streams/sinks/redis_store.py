@@ -95,6 +95,10 @@ def _finite_args(commands: list[RedisCommand]) -> list[RedisCommand]:
 class RedisStore:
     """Reads progress on assignment and commits batches, for any engine."""
 
+    overlaps_commits = True
+    """A batch's :meth:`commit` may run in another thread while the next batch is computed (and
+    its communities' states loaded): it keeps no state between calls."""
+
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.client = client
         self.settings = settings

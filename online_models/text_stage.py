@@ -59,6 +59,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from online_models.sentiment import _LEX as _VADER_LEX
+from online_models.sentiment import MAX_CHARS as _SENTIMENT_MAX_CHARS
+from online_models.sentiment import _score
 from online_models.sentiment import sentiment as _sentiment
 from online_models.text_features import STOP_WORDS_EN, STOP_WORDS_ZH, extract_terms
 
@@ -242,6 +244,7 @@ _ZH_TOPIC_POS = frozenset(("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "vn", "an
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RUN = re.compile(f"[{_HAN}]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_LATIN = re.compile(r"[A-Za-z]")
 _NOISE = re.compile(
     r"(?:https?://|www\.)\S+"  # URLs
     r"|[\w.+-]+@[\w-]+\.[\w.-]+"  # e-mail addresses
@@ -253,6 +256,34 @@ _NOISE = re.compile(
 _QUESTION = re.compile(r"[?？]|^\s*(?:ask hn|请问|求推荐|有没有)|[吗呢][。！!~～…\s]*$", re.IGNORECASE)
 _MAY_BE_NOISE = re.compile(r"@|//|www\.|\[|转|轉|repost", re.IGNORECASE)
 """Cheap pre-check: most posts have none of these, and :data:`_NOISE` is the slow pattern."""
+_NOISE_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_NOISE_AT = re.compile(
+    r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+|(?:回复|//|RT\s?)?@[\w\-.·]{1,30}[:：]?", re.IGNORECASE
+)
+_NOISE_CODE = re.compile(rf"\[[{_HAN}A-Za-z]{{1,8}}\]")
+_NOISE_REPOST = re.compile(r"转发微博|轉發微博|repost", re.IGNORECASE)
+
+
+def _denoise(text: str) -> str:
+    """:data:`_NOISE` removed (each match → a space), in up to four passes, each run only when its
+    trigger is in the text: one pass of the four-way pattern costs ~10 µs on a Weibo post (its
+    e-mail part runs to the end of every run of Han characters, which are word characters, at every position,
+    then backtracks).  The passes run in the pattern's order, no part can start inside an earlier
+    part's match, and an e-mail address is matched only from the start of its run of address
+    characters (where the leftmost match starts anyway), so the result is the same (checked on
+    every real corpus in ``tests/unit/test_text_stage.py``)."""
+    low = text.lower()
+    if "://" in text or "www." in low:
+        text = _NOISE_URL.sub(" ", text)
+    if "@" in text:
+        text = _NOISE_AT.sub(" ", text)
+    if "[" in text:
+        text = _NOISE_CODE.sub(" ", text)
+    if "转发微博" in text or "轉發微博" in text or "repost" in low:
+        text = _NOISE_REPOST.sub(" ", text)
+    return text
+
+
 _TAG_CHARS = re.compile(f"[{_HAN}A-Za-z0-9 ._+-]+")
 _HASHTAG_ZH = re.compile(r"#([^#\s]{1,20}?)#")  # Weibo topics: #话题#
 _EN_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\sA-Za-z0-9]")
@@ -408,19 +439,51 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
         i += 1
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _zh_run_topics(run: str) -> tuple[str, ...]:
-    """Topic words of one run of Han characters (cached: short runs repeat a lot)."""
-    jieba = _jieba()
-    return tuple(
-        sys.intern(word)
-        for word, pos in jieba.tag(run)
-        if len(word) >= 2
-        and pos in _ZH_TOPIC_POS
+_ZH_WORD_TOPIC: dict[str, str] = {}
+"""Chinese word → itself if it is a topic, else ``""`` (a pure function of the word and its
+dictionary tag, which jieba gives every occurrence of the word alike); cleared when it holds
+:data:`CACHE_SIZE` words."""
+
+
+def _zh_is_topic(word: str, pos: str) -> bool:
+    return (
+        pos in _ZH_TOPIC_POS
         and word not in STOP_TOPICS_ZH
         and not (pos == "nr" and len(word) >= 4)  # names are 2-3 characters; these are idioms
-        and (word in _ZIPF or jieba.has_word(word))  # the HMM's guesses glue neighbours: 这风, 边学
+        and (word in _ZIPF or _jieba().has_word(word))  # the HMM's guesses glue neighbours: 这风, 边学
     )
+
+
+def _zh_topics(runs: list[str]) -> list[str]:
+    """Topic words of runs of Han characters, in order (repeats kept).
+
+    One ``cut`` of the runs joined by spaces (jieba segments each run on its own, as if cut one by
+    one), then a dict lookup per word of two or more characters.  A part-of-speech tag is a
+    dictionary lookup of the word, the same wherever it occurs, so only a post with a word not
+    seen before pays for ``tag`` (~1.7× ``cut``): its tags fill the cache."""
+    joined = " ".join(runs)
+    known = _ZH_WORD_TOPIC
+    topics = []
+    for word in _jieba().cut(joined):
+        if len(word) > 1:
+            topic = known.get(word)
+            if topic is None:
+                break
+            if topic:
+                topics.append(topic)
+    else:
+        return topics
+    if len(known) >= CACHE_SIZE:
+        known.clear()
+    topics = []
+    for word, pos in _jieba().tag(joined):
+        if len(word) > 1:
+            topic = known.get(word)
+            if topic is None:
+                topic = known[word] = sys.intern(word) if _zh_is_topic(word, pos) else ""
+            if topic:
+                topics.append(topic)
+    return topics
 
 
 def _chinese_topics(text: str, out: dict[str, None]) -> None:
@@ -430,9 +493,9 @@ def _chinese_topics(text: str, out: dict[str, None]) -> None:
             if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag) and _TAG_CHARS.fullmatch(tag):
                 out[sys.intern(tag)] = None
         text = _HASHTAG_ZH.sub(" ", text)
-    for run in _HAN_RUN.findall(text):
-        if len(run) >= 2:
-            out.update(dict.fromkeys(_zh_run_topics(run)))
+    runs = [run for run in _HAN_RUN.findall(text) if len(run) > 1]
+    if runs:
+        out.update(dict.fromkeys(_zh_topics(runs)))
 
 
 def tag_topic(tag: str) -> str:
@@ -509,14 +572,15 @@ def _analyze(text: str) -> TextAnalysis:
         return EMPTY
     clean = unicodedata.normalize("NFKC", text) if not text.isascii() else text
     if _MAY_BE_NOISE.search(clean) is not None:
-        clean = _NOISE.sub(" ", clean)
+        clean = _denoise(clean)
     topics: dict[str, None] = {}
     if _HAN_RUN.search(clean) is None:
         _english_topics(clean, topics)
     else:
         _chinese_topics(clean, topics)
-        _english_topics(_HAN_RUN.sub(" ", clean), topics)
-    tone = _sentiment(text)
+        if _LATIN.search(clean) is not None:  # English words start with a letter: none, no topic
+            _english_topics(_HAN_RUN.sub(" ", clean), topics)
+    tone = _sentiment(text) if len(text) > _SENTIMENT_MAX_CHARS else _score(text)  # cached here
     if tone and _QUESTION.search(text) is not None:
         tone = round(tone * QUESTION_DAMPING, 4)
     return TextAnalysis(lang=_language(clean), topics=tuple(topics)[:MAX_TOPICS], sentiment=tone, text=text)
@@ -536,8 +600,9 @@ def analyze(text: str, max_chars: int = TEXT_MAX_CHARS) -> TextAnalysis:
 
 def cache_clear() -> None:
     """Forget cached texts, words and runs (benchmarks measure the uncached cost)."""
-    for cache in (_cached, _terms, _en_word_topic, _zh_run_topics):
+    for cache in (_cached, _terms, _en_word_topic):
         cache.cache_clear()
+    _ZH_WORD_TOPIC.clear()
 
 
 def annotate(events: Iterable[Any], max_chars: int = TEXT_MAX_CHARS) -> None:

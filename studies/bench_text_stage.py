@@ -21,7 +21,7 @@ from pathlib import Path
 
 from online_models import sentiment, text_stage
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = Path(__file__).resolve().parents[1] / "online_models" / "data" / "real"
 
 
 def _titles() -> list[str]:

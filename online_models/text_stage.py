@@ -253,7 +253,15 @@ _NOISE = re.compile(
     r"|转发微博|轉發微博|repost",
     re.IGNORECASE,
 )
-_QUESTION = re.compile(r"[?？]|^\s*(?:ask hn|请问|求推荐|有没有)|[吗呢][。！!~～…\s]*$", re.IGNORECASE)
+_QUESTION = re.compile(
+    r"[?？]|^\s*(?:ask hn|请问|求推荐|有没有)|[吗呢][。！!~～…\s]*$"
+    r"|怎么|怎样|如何|为什么|为何|为啥|哪个|哪些|哪家|是否|有没有|求推荐|请问|有什么|用什么|什么样"
+    r"|[吗呢][,，。!！~～…\s]",
+    re.IGNORECASE,
+)
+"""A question: a question mark, ``Ask HN``, or a Chinese interrogative anywhere (Chinese questions
+often go without a mark: "不会前端又想建网站该怎么做"; measured on the V2EX tuning half, 17.5 % of tech
+questions had |s| > 0.3 with only the mark and a final 吗/呢, 10.8 % with the interrogatives)."""
 _MAY_BE_NOISE = re.compile(r"@|//|www\.|\[|转|轉|repost", re.IGNORECASE)
 """Cheap pre-check: most posts have none of these, and :data:`_NOISE` is the slow pattern."""
 _NOISE_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)

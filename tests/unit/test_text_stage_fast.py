@@ -77,3 +77,13 @@ def test_cached_word_topics_equal_tagging_every_run():
             ]
             if runs:
                 assert text_stage._zh_topics(runs) == expected, text
+
+
+def test_v2ex_question_halves_are_disjoint_real_questions_and_mostly_neutral():
+    from streams.evaluation.realtext import v2ex_questions
+
+    held_out, tune = v2ex_questions("eval"), v2ex_questions("tune")
+    assert len(held_out) > 1000 and len(tune) > 1000 and not set(held_out) & set(tune)
+    assert all(text_stage._HAN_RUN.search(t) for t in held_out)
+    strong = [t for t in held_out if abs(text_stage.analyze(t).sentiment) > 0.3]
+    assert len(strong) <= 0.15 * len(held_out)  # issue 18: ≤ 15 % of neutral tech questions

@@ -262,6 +262,22 @@ _QUESTION = re.compile(
 """A question: a question mark, ``Ask HN``, or a Chinese interrogative anywhere (Chinese questions
 often go without a mark: "不会前端又想建网站该怎么做"; measured on the V2EX tuning half, 17.5 % of tech
 questions had |s| > 0.3 with only the mark and a final 吗/呢, 10.8 % with the interrogatives)."""
+_QUESTION_ZH = re.compile(
+    r"怎(?:么|样)|如何|为(?:什么|何|啥)|哪(?:个|些|家)|是否|有(?:没有|什么)|求推荐|请问|用什么|什么样"
+    r"|[吗呢](?:[,，。!！~～…\s]|[。！!~～…\s]*\Z)"
+)
+_QUESTION_EN = re.compile(r"\s*ask hn", re.IGNORECASE)
+
+
+def _is_question(text: str) -> bool:
+    """``_QUESTION.search(text)``, ~4× faster: a mark by ``in``, ``Ask HN`` by a match at the start,
+    the Chinese words (a pattern whose branches all start with a Han character, which the regex
+    engine scans for) only when the text is not ASCII."""
+    if "?" in text or "？" in text or _QUESTION_EN.match(text) is not None:
+        return True
+    return not text.isascii() and _QUESTION_ZH.search(text) is not None
+
+
 _MAY_BE_NOISE = re.compile(r"@|//|www\.|\[|转|轉|repost", re.IGNORECASE)
 """Cheap pre-check: most posts have none of these, and :data:`_NOISE` is the slow pattern."""
 _NOISE_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -494,14 +510,15 @@ def _zh_topics(runs: list[str]) -> list[str]:
     return topics
 
 
-def _chinese_topics(text: str, out: dict[str, None]) -> None:
+def _chinese_topics(text: str, out: dict[str, None], runs: list[str]) -> None:
+    """Topics of the Han text of ``text``, whose runs of Han characters are ``runs``."""
     if "#" in text:
         for tag in _HASHTAG_ZH.findall(text):
             tag = tag.strip()
             if 2 <= len(tag) <= MAX_TOPIC_CHARS and _HAN_RUN.search(tag) and _TAG_CHARS.fullmatch(tag):
                 out[sys.intern(tag)] = None
-        text = _HASHTAG_ZH.sub(" ", text)
-    runs = [run for run in _HAN_RUN.findall(text) if len(run) > 1]
+        runs = _HAN_RUN.findall(_HASHTAG_ZH.sub(" ", text))
+    runs = [run for run in runs if len(run) > 1]
     if runs:
         out.update(dict.fromkeys(_zh_topics(runs)))
 
@@ -564,8 +581,12 @@ EMPTY = TextAnalysis("", (), 0.0, "")
 
 
 def _language(text: str) -> str:
-    han = sum(map(len, _HAN_RUN.findall(text)))
-    latin = 1.7 * len(_LATIN_WORD.findall(text))  # a word ~ 1.7 Han characters
+    return _lang(sum(map(len, _HAN_RUN.findall(text))), 1.7 * len(_LATIN_WORD.findall(text)))
+
+
+def _lang(han: int, latin: float) -> str:
+    """The language of a text with ``han`` Han characters and ``latin`` Latin words × 1.7 (a word ~
+    1.7 Han characters)."""
     if not han and not latin:
         return ""
     if han >= 0.8 * (han + latin):
@@ -582,16 +603,20 @@ def _analyze(text: str) -> TextAnalysis:
     if _MAY_BE_NOISE.search(clean) is not None:
         clean = _denoise(clean)
     topics: dict[str, None] = {}
-    if _HAN_RUN.search(clean) is None:
+    runs = _HAN_RUN.findall(clean) if not clean.isascii() else []
+    latin = _LATIN.search(clean) is not None
+    if not runs:
         _english_topics(clean, topics)
     else:
-        _chinese_topics(clean, topics)
-        if _LATIN.search(clean) is not None:  # English words start with a letter: none, no topic
+        _chinese_topics(clean, topics, runs)
+        if latin:  # English words start with a letter: none, no topic
             _english_topics(_HAN_RUN.sub(" ", clean), topics)
     tone = _sentiment(text) if len(text) > _SENTIMENT_MAX_CHARS else _score(text)  # cached here
-    if tone and _QUESTION.search(text) is not None:
+    if tone and _is_question(text):
         tone = round(tone * QUESTION_DAMPING, 4)
-    return TextAnalysis(lang=_language(clean), topics=tuple(topics)[:MAX_TOPICS], sentiment=tone, text=text)
+    words = 1.7 * len(_LATIN_WORD.findall(clean)) if latin else 0.0
+    lang = _lang(sum(map(len, runs)), words)
+    return TextAnalysis(lang=lang, topics=tuple(topics)[:MAX_TOPICS], sentiment=tone, text=text)
 
 
 _cached = functools.lru_cache(maxsize=CACHE_SIZE)(_analyze)

@@ -87,3 +87,18 @@ def test_v2ex_question_halves_are_disjoint_real_questions_and_mostly_neutral():
     assert all(text_stage._HAN_RUN.search(t) for t in held_out)
     strong = [t for t in held_out if abs(text_stage.analyze(t).sentiment) > 0.3]
     assert len(strong) <= 0.15 * len(held_out)  # issue 18: ≤ 15 % of neutral tech questions
+
+
+def test_question_check_equals_the_question_pattern():
+    from streams.evaluation.realtext import v2ex_questions
+
+    texts = (
+        HN
+        + WEIBO
+        + TWEETS
+        + EDGES
+        + v2ex_questions("tune")
+        + ["真的吗", "好吗\n", "是吗！ ", "Ask HN: x", " ask hn"]
+    )
+    for text in texts:
+        assert text_stage._is_question(text) == (text_stage._QUESTION.search(text) is not None), text

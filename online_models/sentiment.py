@@ -86,6 +86,7 @@ DATA = Path(__file__).parent / "data" / "zh_sentiment.json"
 _SIA = _vader.SentimentIntensityAnalyzer()
 _LEX: dict[str, float] = _SIA.lexicon
 _EMOJI: dict[str, str] = _SIA.emojis
+_EMOJI_CHARS = frozenset(_EMOJI)
 _BOOST: dict[str, float] = _vader.BOOSTER_DICT
 _SPECIAL: dict[str, float] = _vader.SPECIAL_CASES
 _NEGATE = frozenset(_vader.NEGATE)
@@ -124,11 +125,8 @@ def vader_compound(text: str) -> float:
     (-0.7424, 0.0)
     """
     original = text
-    if not text.isascii():
-        for ch in text:
-            if ch in _EMOJI:
-                text = _demojize(text)
-                break
+    if not text.isascii() and not _EMOJI_CHARS.isdisjoint(text):  # a C loop, not a Python one
+        text = _demojize(text)
     text = text.strip()
     toks = []
     for word in text.split():
@@ -276,8 +274,17 @@ def _raw_form(weights: dict[str, int]) -> dict[str, int]:
     return {"".join(unfold.get(c, c) for c in f): w for f, w in weights.items()}
 
 
+def _by_length(weights: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(unigram weights, bigram weights): two dicts, so the ~2k unigrams are looked up in a small
+    dict that stays in the CPU cache (the sum is memory-bound: a third faster over a small dict)."""
+    return {f: w for f, w in weights.items() if len(f) == 1}, {
+        f: w for f, w in weights.items() if len(f) == 2
+    }
+
+
 _ZH_MILLI = _milli(_ZH_WEIGHTS)
-_ZH_RAW_MILLI = _raw_form(_ZH_MILLI)
+_ZH_UNI, _ZH_BI = _by_length(_ZH_MILLI)
+_ZH_RAW_UNI, _ZH_RAW_BI = _by_length(_raw_form(_ZH_MILLI))
 
 
 def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
@@ -288,14 +295,16 @@ def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
     True
     """
     if _FOLD_FREE.fullmatch(text) is not None:
-        t, weights = text, _ZH_RAW_MILLI  # the same features, in raw form (see _FOLD_FREE)
+        t, uni, bi = text, _ZH_RAW_UNI, _ZH_RAW_BI  # the same features, in raw form (see _FOLD_FREE)
     else:
-        t, weights = text.translate(FOLD_TABLE).lower(), _ZH_MILLI
+        t, uni, bi = text.translate(FOLD_TABLE).lower(), _ZH_UNI, _ZH_BI
     if not t and not emoticons:
         return 0.0
     # Binary features: each n-gram counts once, and each emoticon code (keyed as written; codes have
     # 3+ characters, so they never collide with an n-gram).
-    milli = sum(filter(None, map(weights.get, {*t, *map(_concat, t, t[1:])})))
+    milli = sum(filter(None, map(uni.get, set(t)))) + sum(
+        filter(None, map(bi.get, set(map(_concat, t, t[1:]))))
+    )
     if emoticons:
         milli += sum(filter(None, map(_ZH_MILLI.get, set(emoticons))))
     return math.tanh((_ZH_BIAS + milli / 1000) / 2)

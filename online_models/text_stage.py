@@ -13,7 +13,9 @@ Libraries, and why (measured in ``studies/bench_text_stage.py`` and ``pulse eval
   40-character sentence, against ~60 µs for Python jieba's ``posseg``.  Topics keep nouns,
   names, places, organisations (``n nr ns nt nz vn``) — not verbs (看到), pronouns (这么) or
   adjectives (开心).  Its 2013 dictionary lacks current vocabulary, so :data:`DOMAIN_WORDS_ZH`
-  is added to a private instance (大模型 would be 大 + 模型).
+  is added to a private instance (大模型 would be 大 + 模型).  One ``cut`` per post; a word's tag
+  is a dictionary lookup (the same wherever the word occurs), so topic decisions are cached per
+  word and ``tag`` runs only on a post with a word not seen before (:func:`_zh_topics`).
 * **wordfreq** (Zipf frequencies of general English and Chinese, built from many corpora):
   tells topical words from everyday ones (``app`` 4.9, ``made`` 5.9, ``Kubernetes`` 2.3).  Its own
   ``zipf_frequency`` tokenises every lookup (with Python jieba for Chinese: ~1 s to load and
@@ -466,7 +468,8 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
 _ZH_WORD_TOPIC: dict[str, str] = {}
 """Chinese word → itself if it is a topic, else ``""`` (a pure function of the word and its
 dictionary tag, which jieba gives every occurrence of the word alike); cleared when it holds
-:data:`CACHE_SIZE` words."""
+:data:`CACHE_SIZE` words.  A plain dict, not ``functools.lru_cache``: one ``tag`` call fills the
+entries of all a post's new words at once, and a hit is one ``dict.get``."""
 
 
 def _zh_is_topic(word: str, pos: str) -> bool:

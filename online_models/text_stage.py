@@ -312,9 +312,15 @@ def _denoise(text: str) -> str:
 
 _TAG_CHARS = re.compile(f"[{_HAN}A-Za-z0-9 ._+-]+")
 _HASHTAG_ZH = re.compile(r"#([^#\s]{1,20}?)#")  # Weibo topics: #话题#
-_EN_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\sA-Za-z0-9]")
-"""Words that start with a letter (tech names whole: ``next.js``, ``c++``, ``gpt-4o``); any other
-non-space character is a separator token (it breaks phrases), digits-only tokens do not exist."""
+_EN_TOKEN = re.compile(
+    r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\w\s](?:[\s0-9]*[^\w\s])*|[^\sA-Za-z0-9]"
+)
+"""Words that start with a letter (tech names whole: ``next.js``, ``c++``, ``gpt-4o``); other
+non-space characters are separator tokens (they break phrases and names), one token per run of
+punctuation (with the spaces and digits between): its last character is what a word after it
+follows (a run of Chinese punctuation in a mixed post is one token, not ten for the loop below);
+any other character (``_``, a non-ASCII letter or digit) is a token of its own, as it always was;
+digits-only tokens do not exist."""
 _SERIES = re.compile(r"series [a-f]\Z")
 
 
@@ -458,7 +464,7 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
                 out[sys.intern(" ".join(parts).lower())] = None
                 i = k
                 continue
-        name = not title_case and tok[0].isupper() and i > 0 and tokens[i - 1] not in ".!?:;"
+        name = not title_case and tok[0].isupper() and i > 0 and tokens[i - 1][-1] not in ".!?:;"
         topic = _en_word_topic(tok, name)
         if topic is not None and len(topic) <= MAX_TOPIC_CHARS:
             out[sys.intern(topic)] = None

@@ -102,3 +102,14 @@ def test_question_check_equals_the_question_pattern():
     )
     for text in texts:
         assert text_stage._is_question(text) == (text_stage._QUESTION.search(text) is not None), text
+
+
+def test_separator_runs_as_one_token_give_the_topics_of_one_token_per_character(monkeypatch):
+    import re
+
+    texts = HN + TWEETS + [f"{a} {b}" for a, b in zip(HN, WEIBO, strict=False)] + EDGES
+    texts += ["Elon Musk。Tesla Model S", "a _Foo_ bar²Baz", "machine，learning！Open Source"]
+    here = [text_stage._analyze(t).topics for t in texts]
+    one_per_char = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[.\-'’][A-Za-z0-9+#]+)*|[^\sA-Za-z0-9]")
+    monkeypatch.setattr(text_stage, "_EN_TOKEN", one_per_char)
+    assert [text_stage._analyze(t).topics for t in texts] == here

@@ -35,7 +35,6 @@ texts up to ``CACHE_TEXT_CHARS`` characters; the cache never changes a result.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import math
 import operator
@@ -87,6 +86,7 @@ DATA = Path(__file__).parent / "data" / "zh_sentiment.json"
 _SIA = _vader.SentimentIntensityAnalyzer()
 _LEX: dict[str, float] = _SIA.lexicon
 _EMOJI: dict[str, str] = _SIA.emojis
+_EMOJI_CHARS = frozenset(_EMOJI)
 _BOOST: dict[str, float] = _vader.BOOSTER_DICT
 _SPECIAL: dict[str, float] = _vader.SPECIAL_CASES
 _NEGATE = frozenset(_vader.NEGATE)
@@ -125,11 +125,8 @@ def vader_compound(text: str) -> float:
     (-0.7424, 0.0)
     """
     original = text
-    if not text.isascii():
-        for ch in text:
-            if ch in _EMOJI:
-                text = _demojize(text)
-                break
+    if not text.isascii() and not _EMOJI_CHARS.isdisjoint(text):  # a C loop, not a Python one
+        text = _demojize(text)
     text = text.strip()
     toks = []
     for word in text.split():
@@ -251,8 +248,43 @@ def _load_model(path: Path) -> tuple[float, dict[str, float]]:
 
 
 _ZH_BIAS, _ZH_WEIGHTS = _load_model(DATA)
-_ZEROS = itertools.repeat(0.0)
 _concat = operator.add
+
+_FOLD_FREE = re.compile(
+    "[\u3001-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uffef]*"
+)
+"""Texts made only of Han, CJK punctuation and full-width *punctuation* (the Chinese part of almost
+every post): :func:`normalise` maps each of their characters to itself or to a distinct ASCII
+punctuation mark that such a text cannot contain, so its features are in one-to-one correspondence
+with the raw text's — no translation needed (``str.translate`` with a dict costs ~1/5 of the score)."""
+
+
+def _milli(weights: dict[str, float]) -> dict[str, int]:
+    """Weights in thousandths, as integers (the model file rounds them to 3 decimals): an integer
+    sum is exact in any order, so the n-grams can be de-duplicated with a set (faster than an
+    ordered dict) and the score is still the same in every process, whatever PYTHONHASHSEED."""
+    return {f: round(w * 1000) for f, w in weights.items()}
+
+
+def _raw_form(weights: dict[str, int]) -> dict[str, int]:
+    """The weights keyed by the raw (unfolded) forms of their features, for :data:`_FOLD_FREE` texts:
+    each ASCII punctuation mark as its full-width form (``好!`` → ``好！``)."""
+    unfold = {c: chr(ord(c) + 0xFEE0) for c in string.punctuation}
+    return {"".join(unfold.get(c, c) for c in f): w for f, w in weights.items()}
+
+
+def _by_length(weights: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(unigram weights, bigram weights): two dicts, so the ~2k unigrams are looked up in a small
+    dict that stays in the CPU cache (the sum is memory-bound: a third faster over a small dict)."""
+    return {f: w for f, w in weights.items() if len(f) == 1}, {
+        f: w for f, w in weights.items() if len(f) == 2
+    }
+
+
+_ZH_MILLI = _milli(_ZH_WEIGHTS)
+_ZH_UNI, _ZH_BI = _by_length(_ZH_MILLI)
+_ZH_RAW_UNI, _ZH_RAW_BI = _by_length(_raw_form(_ZH_MILLI))
 
 
 def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
@@ -262,16 +294,20 @@ def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
     >>> round(zh_sentiment("太失望了，浪费时间"), 2) < 0 < round(zh_sentiment("感谢分享，很赞"), 2)
     True
     """
-    t = text.translate(FOLD_TABLE).lower()
+    if _FOLD_FREE.fullmatch(text) is not None:
+        t, uni, bi = text, _ZH_RAW_UNI, _ZH_RAW_BI  # the same features, in raw form (see _FOLD_FREE)
+    else:
+        t, uni, bi = text.translate(FOLD_TABLE).lower(), _ZH_UNI, _ZH_BI
     if not t and not emoticons:
         return 0.0
-    # Binary features: each n-gram counts once.  dict.fromkeys de-duplicates in order, so the float
-    # sum runs in the same order in every process (a set's order depends on PYTHONHASHSEED).
-    grams = dict.fromkeys(t)
-    grams.update(dict.fromkeys(map(_concat, t, t[1:])))
-    grams.update(dict.fromkeys(emoticons))
-    z = _ZH_BIAS + sum(map(_ZH_WEIGHTS.get, grams, _ZEROS))
-    return math.tanh(z / 2)
+    # Binary features: each n-gram counts once, and each emoticon code (keyed as written; codes have
+    # 3+ characters, so they never collide with an n-gram).
+    milli = sum(filter(None, map(uni.get, set(t)))) + sum(
+        filter(None, map(bi.get, set(map(_concat, t, t[1:]))))
+    )
+    if emoticons:
+        milli += sum(filter(None, map(_ZH_MILLI.get, set(emoticons))))
+    return math.tanh((_ZH_BIAS + milli / 1000) / 2)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,8 +14,13 @@ positives), which is what ranks a brand-new meetup before anyone has answered it
 batch, each member who RSVP'd or reacted in it gets ``pulse:recs:{community}:{member}``: a
 sorted set of up to ``k`` upcoming meetups (``starts_at`` after the community's event time, not
 full, not already answered) → score, written as ``DEL`` + ``ZADD`` + ``EXPIRE`` (until the last
-of them starts, at most ``recs_ttl_seconds``).  Members who were not active keep their previous
-set until it expires.
+of them starts, at most ``recs_ttl_seconds``) **when its ranking changed** (issue 14): the scores
+drift with every event of the community, so a list whose meetups and order are the ones its key
+holds is not rewritten (only ``EXPIRE`` when its expiry moves later), and its scores are those of
+the batch that last changed the ranking.  What each key holds is remembered per member in the
+state but not in its snapshot: after a reload, each member's first list is written again (the
+key may have expired meanwhile).  An empty list is a ``DEL`` (once).  Members who were not
+active keep their previous set until it expires.
 
 Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
 model (LRU), ``max_meetups`` meetups in the catalog (dropped ``keep_after_start_ms`` after they
@@ -317,8 +322,8 @@ class MeetupRecommender:
     def _publish(
         self, community: str, state: RecoState, members: dict[str, None]
     ) -> tuple[list[RedisCommand], int]:
-        """Each active member's list, written only when it differs from what its key holds (or
-        its expiry has to move later); and the number of upcoming meetups."""
+        """Each active member's list, written only when its ranking differs from the one its key
+        holds (or its expiry has to move later); and the number of upcoming meetups."""
         commands: list[RedisCommand] = []
         mids, upcoming = self._candidates(state)
         cache = self._vectors(state, mids)
@@ -335,11 +340,11 @@ class MeetupRecommender:
                     commands.append(["DEL", key])
                 written[member] = ((), NEVER)
                 continue
-            digest = tuple(recs)
+            digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
             last_start = max(meetups[mid].starts_at or 0 for mid, _ in recs)
             seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
             deadline = clock + 1000 * seconds
-            if last is not None and last[0] == digest and last[1] > clock:  # the key holds this list
+            if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
                 if deadline > last[1] + 1000:  # its expiry moves later (beyond rounding)
                     commands.append(["EXPIRE", key, seconds])
                 else:

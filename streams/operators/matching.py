@@ -69,6 +69,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
@@ -87,6 +88,7 @@ KUDOS_REACTIONS = frozenset({"thanks", "insightful"})
 OTHER_SIDE = {"need": "offer", "offer": "need"}
 
 
+@lru_cache(maxsize=65_536)  # a post's key is written at every change of its top-k: encode it once
 def matches_key(community: str, post: str) -> str:
     """Sorted set of one open post's candidates."""
     return keys.matches(community, post)
@@ -227,6 +229,7 @@ class MatchMaker:
     def apply_batch(self, states: dict[str, MatchState], events: Sequence[Event]) -> Output:
         out = Output()
         batches: dict[str, _Batch] = {}
+        ttl = self.config.ttl_ms
         for ev in events:
             community = ev.community
             state = states[community]
@@ -235,7 +238,9 @@ class MatchMaker:
                 batch = batches[community] = _Batch()
             if ev.ts > state.clock:
                 state.clock = ev.ts
-                self._expire(state, batch)
+                posts = state.posts
+                if posts and next(iter(posts.values())).ts <= ev.ts - ttl:  # the oldest post expired
+                    self._expire(state, batch)
             if ev.__class__ is Post:
                 self._post(state, batch, ev, out)  # type: ignore[arg-type]
             elif ev.__class__ is Reaction:

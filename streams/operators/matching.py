@@ -254,6 +254,8 @@ class MatchMaker:
     def _commands(self, community: str, state: MatchState, batch: _Batch) -> list[RedisCommand]:
         """Each touched post's match set, and the community's index of them (post → event-time
         deadline, ms): readers list a community's match sets there instead of scanning keys."""
+        if not batch.touched and not batch.closed:  # most batches of a community: chatter, reactions
+            return []
         commands: list[RedisCommand] = [["DEL", matches_key(community, pid)] for pid in batch.closed]
         index = keys.match_index(community)
         unlisted: RedisCommand = ["ZREM", index, *batch.closed]

@@ -17,9 +17,13 @@ full, not already answered) → score, written as ``DEL`` + ``ZADD`` + ``EXPIRE`
 of them starts, at most ``recs_ttl_seconds``) **when its ranking changed** (issue 14): the scores
 drift with every event of the community, so a list whose meetups and order are the ones its key
 holds is not rewritten (only ``EXPIRE`` when its expiry moves later), and its scores are those of
-the batch that last changed the ranking.  What each key holds is remembered per member in the
-state but not in its snapshot: after a reload, each member's first list is written again (the
-key may have expired meanwhile).  An empty list is a ``DEL`` (once).  Members who were not
+the batch that last changed the ranking.  What each key holds (its ranking and event-time
+expiry) is remembered per member in the state and its snapshot, which the batch script commits
+together with the keys: a restored state knows what Redis holds at its offsets, so a restart or a
+replay writes exactly what an uninterrupted run writes.  A key past its event-time expiry is
+written again; as for every event-time TTL in Pulse, a key that expired in wall-clock time while
+the worker was down and its backlog is still behind is not (until the ranking changes or the
+expiry moves later).  An empty list is a ``DEL`` (once).  Members who were not
 active keep their previous set until it expires.
 
 Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
@@ -149,18 +153,24 @@ class RecoState:
         self.post_tags: dict[str, tuple[str, ...]] = {}  # oldest first
         self.clock = 0
         self.retire_at = NEVER  # event time at which the earliest meetup in the catalog retires
-        # member → (what its key was last set to, event time at which that key expires): not in
-        # the snapshot, so after a reload every member's first list is written again
+        # member → (the ranking its key holds, event time at which that key expires); in the
+        # snapshot, which is committed with the keys in one script: a restored state knows them
         self.written: dict[str, tuple[tuple[Any, ...], int]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _restore_state, (self.clock, self.meetups, self.model, self.post_tags, self.retire_at)
+        return _restore_state, (
+            self.clock,
+            self.meetups,
+            self.model,
+            self.post_tags,
+            self.retire_at,
+            self.written,
+        )
 
 
 def _restore_state(*state: Any) -> RecoState:
     s = RecoState.__new__(RecoState)
-    s.clock, s.meetups, s.model, s.post_tags, s.retire_at = state
-    s.written = {}
+    s.clock, s.meetups, s.model, s.post_tags, s.retire_at, s.written = state
     return s
 
 

@@ -126,13 +126,44 @@ class MeetupAffinity:
                 self.total_mass -= mass.pop(lightest)
 
     def _learn(self, user: str, item: str, y: float) -> None:
-        self.model.learn_one(user, item, y)
+        self._mf_learn_one(user, item, y)
         self._touch_user(user)
         items = self._items
         items.pop(item, None)
         items[item] = None
         if len(items) > self.max_items:
             self._evict_item(next(iter(items)))
+
+    def _mf_learn_one(self, user: str, item: str, y: float) -> None:
+        """``reco.BiasedMF.learn_one`` (squared loss, constant-rate SGD) without river's per-call
+        dispatch: the same float operations in the same order, so the model is bit for bit the one
+        river would hold (checked by a test against ``BiasedMF.learn_one``)."""
+        m = self.model
+        mean = m.global_mean
+        mean.update(y)
+        ub, ib, ul, il = m.u_biases, m.i_biases, m.u_latents, m.i_latents
+        bu = ub[user]  # defaultdict lookups in river's order: the latent initialiser's RNG draws match
+        bi = ib[item]
+        u = ul[user]
+        v = il[item]
+        y_pred = mean.get()
+        y_pred += bu
+        y_pred += bi
+        y_pred += np.dot(u, v)
+        g = 2 * (y_pred.item() - y)
+        clip = m.clip_gradient
+        g = max(min(g, clip), -clip)
+        l2b, l2l = m.l2_bias, m.l2_latent
+        u_grad = g * v + l2l * u
+        i_grad = g * u + l2l * v
+        for opt, w, key, grad in (
+            (m.u_bias_optimizer, ub, user, g + l2b * bu),
+            (m.i_bias_optimizer, ib, item, g + l2b * bi),
+            (m.u_latent_optimizer, ul, user, u_grad),
+            (m.i_latent_optimizer, il, item, i_grad),
+        ):
+            w[key] -= opt.learning_rate * grad
+            opt.n_iterations += 1
 
     def _touch_user(self, user: str) -> None:
         users = self._users
@@ -205,6 +236,14 @@ class MeetupAffinity:
         matrix-vector product (:meth:`score_many`)."""
         m = self.model
         zeros = np.zeros(self.n_factors)
+        if not self.tag_weight:  # the default: one lookup per meetup, one copy of the rows
+            ib, il = m.i_biases, m.i_latents
+            item_keys = [_meetup_key(meetup) for meetup, _ in meetups]
+            rows = [il.get(key, zeros) for key in item_keys]
+            return (
+                np.array([ib.get(key, 0.0) for key in item_keys], dtype=float),
+                np.array(rows) if rows else np.zeros((0, self.n_factors)),
+            )
         biases = np.zeros(len(meetups))
         vectors = np.zeros((len(meetups), self.n_factors))
         w = self.tag_weight
@@ -233,6 +272,23 @@ class MeetupAffinity:
         scores = base + biases if u is None else base + biases + vectors @ u
         if self.content_weight and tags and user in self.profiles:
             scores += self.content_weight * np.array(self.content_many(user, tags))
+        return scores
+
+    def score_list(
+        self, user: str, biases: Sequence[float], vectors: np.ndarray, tags: Sequence[Sequence[str]] = ()
+    ) -> list[float]:
+        """:meth:`score_many` as a list, without numpy's per-call cost on the few meetups a community
+        has upcoming (the same float operations: the collaborative part is the same matrix product)."""
+        m = self.model
+        base = m.global_mean.get() + m.u_biases.get(user, 0.0)
+        u = m.u_latents.get(user)
+        if u is None:
+            scores = [base + b for b in biases]
+        else:
+            scores = [base + b + d for b, d in zip(biases, (vectors @ u).tolist(), strict=True)]
+        if self.content_weight and tags and user in self.profiles:
+            w = self.content_weight
+            scores = [s + w * c for s, c in zip(scores, self.content_many(user, tags), strict=True)]
         return scores
 
     def content_many(self, user: str, tag_lists: Sequence[Sequence[str]]) -> list[float]:

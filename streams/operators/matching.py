@@ -4,6 +4,7 @@ community (and each new offer against the open needs), and every open post keeps
 Score of a (need, offer) pair, in [0, 1]::
 
     relevance = (w_tags · cos(tags) + w_text · cos(terms)) · (1 - single_key_factor ^ shared keys)
+                (× tags_only_factor when both have text and cos(terms) = 0)
     score     = relevance + w_track · track(offerer) + w_recency · recency
 
 * ``cos`` is the cosine of binary TF-IDF vectors whose IDF is learned online from the
@@ -12,7 +13,10 @@ Score of a (need, offer) pair, in [0, 1]::
   :func:`~online_models.text_features.extract_terms` (English words, Chinese bigrams, a
   Chinese→English glossary), tags are normalised and the kind echoes (``need``/``offer``) dropped.
   When either post has no tags (or no terms), the other cosine takes both weights: missing
-  evidence is not negative evidence.  A pair joined by a single shared word is discounted.
+  evidence is not negative evidence.  But when both have text and share no term, only the tags
+  (often topic-wide: three services per topic on the labelled stream) agree, and relevance is
+  multiplied by ``tags_only_factor`` (issue 18: 45 % of the wrong top-3 candidates on the
+  labelled stream shared tags and no word).  A pair joined by a single shared word is discounted.
 * Text terms weigh their IDF times :func:`~online_models.text_stage.informativeness` (wordfreq:
   everyday words such as "make", "better", "pay" weigh little), and a pair needs a shared tag
   or at least ``min_shared_terms`` informative shared terms (issue 18: real "Ask"/"Show" posts
@@ -56,7 +60,7 @@ community (the input topics' key, so a community's matches stay in order).
 >>> [(m.value["need"], m.value["offer"], m.value["reasons"]) for m in out.messages]
 [('n1', 'o1', {'shared_tags': ['frontend'], 'matched_terms': ['frontend', 'react', 'engineer']})]
 >>> [c for c in out.commands if c[0] == "ZADD"][:2]
-[['ZADD', 'pulse:matches:c:n1', 0.488037, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.488037, 'n1']]
+[['ZADD', 'pulse:matches:c:n1', 0.488178, 'o1'], ['ZADD', 'pulse:matches:c:o1', 0.488178, 'n1']]
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
@@ -83,6 +88,7 @@ KUDOS_REACTIONS = frozenset({"thanks", "insightful"})
 OTHER_SIDE = {"need": "offer", "offer": "need"}
 
 
+@lru_cache(maxsize=65_536)  # a post's key is written at every change of its top-k: encode it once
 def matches_key(community: str, post: str) -> str:
     """Sorted set of one open post's candidates."""
     return keys.matches(community, post)
@@ -94,10 +100,11 @@ class MatchConfig:
 
     ttl_ms: int = 14 * DAY_MS  # a post is open this long in event time unless resolved
     k: int = 10  # candidates kept (and written to Redis) per open post
-    w_tags: float = 0.20  # tags are often missing, generic or noisy; text says more (measured)
+    w_tags: float = 0.30  # tags are often missing, generic or noisy; text says more (measured)
     w_text: float = 0.65
-    w_track: float = 0.05
-    w_recency: float = 0.10
+    w_track: float = 0.02  # track record and recency order relevant candidates, they are not relevance
+    w_recency: float = 0.03
+    tags_only_factor: float = 0.5  # relevance x this when both posts have text but share no term
     single_key_factor: float = 0.3  # relevance x (1 - f^shared keys): 0.7 for one, 0.91 for two...
     min_relevance: float = 0.05  # relevance (tags + text part) below this: no pair
     min_shared_terms: int = 2  # without a shared tag, a pair needs this many informative shared terms
@@ -222,6 +229,7 @@ class MatchMaker:
     def apply_batch(self, states: dict[str, MatchState], events: Sequence[Event]) -> Output:
         out = Output()
         batches: dict[str, _Batch] = {}
+        ttl = self.config.ttl_ms
         for ev in events:
             community = ev.community
             state = states[community]
@@ -230,7 +238,9 @@ class MatchMaker:
                 batch = batches[community] = _Batch()
             if ev.ts > state.clock:
                 state.clock = ev.ts
-                self._expire(state, batch)
+                posts = state.posts
+                if posts and next(iter(posts.values())).ts <= ev.ts - ttl:  # the oldest post expired
+                    self._expire(state, batch)
             if ev.__class__ is Post:
                 self._post(state, batch, ev, out)  # type: ignore[arg-type]
             elif ev.__class__ is Reaction:
@@ -244,6 +254,8 @@ class MatchMaker:
     def _commands(self, community: str, state: MatchState, batch: _Batch) -> list[RedisCommand]:
         """Each touched post's match set, and the community's index of them (post → event-time
         deadline, ms): readers list a community's match sets there instead of scanning keys."""
+        if not batch.touched and not batch.closed:  # most batches of a community: chatter, reactions
+            return []
         commands: list[RedisCommand] = [["DEL", matches_key(community, pid)] for pid in batch.closed]
         index = keys.match_index(community)
         unlisted: RedisCommand = ["ZREM", index, *batch.closed]
@@ -397,6 +409,8 @@ class MatchMaker:
                 relevance = (cfg.w_tags + cfg.w_text) * tag_cos
             else:
                 relevance = cfg.w_tags * tag_cos + cfg.w_text * text_cos
+                if not text_cos:  # both texts say something and share nothing: only the tags agree
+                    relevance *= cfg.tags_only_factor
             relevance *= 1.0 - cfg.single_key_factor ** nsh[pid]  # one shared word is weak evidence
             if relevance < cfg.min_relevance:
                 continue

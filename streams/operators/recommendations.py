@@ -14,8 +14,17 @@ positives), which is what ranks a brand-new meetup before anyone has answered it
 batch, each member who RSVP'd or reacted in it gets ``pulse:recs:{community}:{member}``: a
 sorted set of up to ``k`` upcoming meetups (``starts_at`` after the community's event time, not
 full, not already answered) → score, written as ``DEL`` + ``ZADD`` + ``EXPIRE`` (until the last
-of them starts, at most ``recs_ttl_seconds``).  Members who were not active keep their previous
-set until it expires.
+of them starts, at most ``recs_ttl_seconds``) **when its ranking changed** (issue 14): the scores
+drift with every event of the community, so a list whose meetups and order are the ones its key
+holds is not rewritten (only ``EXPIRE`` when its expiry moves later), and its scores are those of
+the batch that last changed the ranking.  What each key holds (its ranking and event-time
+expiry) is remembered per member in the state and its snapshot, which the batch script commits
+together with the keys: a restored state knows what Redis holds at its offsets, so a restart or a
+replay writes exactly what an uninterrupted run writes.  A key past its event-time expiry is
+written again; as for every event-time TTL in Pulse, a key that expired in wall-clock time while
+the worker was down and its backlog is still behind is not (until the ranking changes or the
+expiry moves later).  An empty list is a ``DEL`` (once).  Members who were not
+active keep their previous set until it expires.
 
 Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
 model (LRU), ``max_meetups`` meetups in the catalog (dropped ``keep_after_start_ms`` after they
@@ -37,7 +46,6 @@ per upcoming meetup tag.
 
 from __future__ import annotations
 
-import heapq
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +71,7 @@ INTEREST_REACTIONS = frozenset({"like", "love", "thanks", "insightful", "laugh"}
 KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
 
 
+@lru_cache(maxsize=65_536)  # active members come back batch after batch: encode their key once
 def recs_key(community: str, member: str) -> str:
     return keys.recs(community, member)
 
@@ -126,7 +135,7 @@ def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class RecoState:
-    __slots__ = ("clock", "meetups", "model", "post_tags", "retire_at")
+    __slots__ = ("clock", "meetups", "model", "post_tags", "retire_at", "written")
 
     def __init__(self, config: RecoConfig) -> None:
         self.model = MeetupAffinity(
@@ -144,14 +153,24 @@ class RecoState:
         self.post_tags: dict[str, tuple[str, ...]] = {}  # oldest first
         self.clock = 0
         self.retire_at = NEVER  # event time at which the earliest meetup in the catalog retires
+        # member → (the ranking its key holds, event time at which that key expires); in the
+        # snapshot, which is committed with the keys in one script: a restored state knows them
+        self.written: dict[str, tuple[tuple[Any, ...], int]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _restore_state, (self.clock, self.meetups, self.model, self.post_tags, self.retire_at)
+        return _restore_state, (
+            self.clock,
+            self.meetups,
+            self.model,
+            self.post_tags,
+            self.retire_at,
+            self.written,
+        )
 
 
 def _restore_state(*state: Any) -> RecoState:
     s = RecoState.__new__(RecoState)
-    s.clock, s.meetups, s.model, s.post_tags, s.retire_at = state
+    s.clock, s.meetups, s.model, s.post_tags, s.retire_at, s.written = state
     return s
 
 
@@ -194,8 +213,8 @@ class MeetupRecommender:
                 self._post(state, ev)  # type: ignore[arg-type]
         for community, members in active.items():
             state = states[community]
-            out.commands += self._publish(community, state, members)
-            upcoming = sum(1 for m in state.meetups.values() if (m.starts_at or 0) > state.clock)
+            commands, upcoming = self._publish(community, state, members)
+            out.commands += commands
             out.observations.append(Observation("reco_upcoming_meetups", community, float(upcoming)))
         return out
 
@@ -267,12 +286,20 @@ class MeetupRecommender:
 
     def candidates(self, state: RecoState) -> list[str]:
         """Meetups that can be recommended now: upcoming in event time and not full."""
+        return self._candidates(state)[0]
+
+    def _candidates(self, state: RecoState) -> tuple[list[str], int]:
+        """:meth:`candidates`, and how many meetups are upcoming (full ones included)."""
         clock = state.clock
-        return [
-            mid
-            for mid, m in state.meetups.items()
-            if m.starts_at is not None and m.starts_at > clock and not m.is_full()
-        ]
+        mids = []
+        upcoming = 0
+        for mid, m in state.meetups.items():
+            starts_at = m.starts_at
+            if starts_at is not None and starts_at > clock:
+                upcoming += 1
+                if m.capacity is None or m.going < m.capacity:
+                    mids.append(mid)
+        return mids, upcoming
 
     def recommend(
         self, state: RecoState, member: str, k: int | None = None, cache: Any = None
@@ -283,36 +310,62 @@ class MeetupRecommender:
         mids, biases, vectors, tags = cache
         if not mids:
             return []
-        scores = state.model.score_many(member, biases, vectors, tags)
+        scores = state.model.score_list(member, biases, vectors, tags)
         meetups = state.meetups
         ranked = [
-            (round(float(s), 6), mid)
+            (-round(s, 6), mid)
             for mid, s in zip(mids, scores, strict=True)
             if member not in meetups[mid].responders
         ]
-        best = heapq.nsmallest(k or self.config.k, ranked, key=lambda sm: (-sm[0], sm[1]))
-        return [(mid, s) for s, mid in best]
+        ranked.sort()
+        return [(mid, -s) for s, mid in ranked[: k or self.config.k]]
 
-    def _vectors(self, state: RecoState) -> tuple[list[str], np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-        mids = self.candidates(state)
+    def _vectors(
+        self, state: RecoState, mids: list[str] | None = None
+    ) -> tuple[list[str], list[float], np.ndarray, list[tuple[str, ...]]]:
+        if mids is None:
+            mids = self.candidates(state)
         tags = [state.meetups[mid].tags for mid in mids]
         biases, vectors = state.model.item_vectors(list(zip(mids, tags, strict=True)))
-        return mids, biases, vectors, tags
+        return mids, biases.tolist(), vectors, tags
 
-    def _publish(self, community: str, state: RecoState, members: dict[str, None]) -> list[RedisCommand]:
+    def _publish(
+        self, community: str, state: RecoState, members: dict[str, None]
+    ) -> tuple[list[RedisCommand], int]:
+        """Each active member's list, written only when its ranking differs from the one its key
+        holds (or its expiry has to move later); and the number of upcoming meetups."""
         commands: list[RedisCommand] = []
-        cache = self._vectors(state)
+        mids, upcoming = self._candidates(state)
+        cache = self._vectors(state, mids)
         ttl = self.config.recs_ttl_seconds
+        clock = state.clock
+        written = state.written
+        meetups = state.meetups
         for member in members:
             key = recs_key(community, member)
-            commands.append(["DEL", key])
-            recs = self.recommend(state, member, cache=cache)
+            recs = self.recommend(state, member, cache=cache) if mids else []
+            last = written.pop(member, None)
             if not recs:
+                if last is None or last[0]:
+                    commands.append(["DEL", key])
+                written[member] = ((), NEVER)
+                continue
+            digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
+            last_start = max(meetups[mid].starts_at or 0 for mid, _ in recs)
+            seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
+            deadline = clock + 1000 * seconds
+            if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
+                if deadline > last[1] + 1000:  # its expiry moves later (beyond rounding)
+                    commands.append(["EXPIRE", key, seconds])
+                else:
+                    deadline = last[1]
+                written[member] = (digest, deadline)
                 continue
             zadd: RedisCommand = ["ZADD", key]
             for mid, score in recs:
                 zadd += [score, mid]
-            commands.append(zadd)
-            last_start = max(state.meetups[mid].starts_at or 0 for mid, _ in recs)
-            commands.append(["EXPIRE", key, max(1, min(ttl, -(-(last_start - state.clock) // 1000)))])
-        return commands
+            commands += [["DEL", key], zadd, ["EXPIRE", key, seconds]]
+            written[member] = (digest, deadline)
+        while len(written) > self.config.max_members:
+            del written[next(iter(written))]
+        return commands, upcoming

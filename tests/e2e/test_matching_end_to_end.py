@@ -99,8 +99,9 @@ class Reference:
     learned from the community's needs and offers so far (the new one included); a post's norms are
     those of when it opened, the dot product uses the newcomer's weights; relevance =
     w_tags·cos(tags) + w_text·cos(terms) (one cosine takes both weights when a side has no tags or
-    no terms), discounted by (1 - f^shared keys); + w_recency·recency.  Track records stay 0 here
-    (no thanks/insightful reactions, the resolved need had no replies)."""
+    no terms; × tags_only_factor when both have both and share no term), discounted by
+    (1 - f^shared keys); + w_recency·recency.  Track records stay 0 here (no thanks/insightful
+    reactions, the resolved need had no replies)."""
 
     def __init__(self) -> None:
         self.df: Counter[str] = Counter()
@@ -138,6 +139,8 @@ class Reference:
             relevance = (CFG.w_tags + CFG.w_text) * tag_cos
         else:
             relevance = CFG.w_tags * tag_cos + CFG.w_text * text_cos
+            if not text_cos:  # both have text, no shared term: only the tags agree
+                relevance *= CFG.tags_only_factor
         relevance *= 1 - CFG.single_key_factor ** (len(shared_tags) + len(shared_terms))
         assert relevance >= CFG.min_relevance, (new.pid, cand.pid, relevance)
         recency = max(0.0, 1 - (new.ts - min(new.ts, cand.ts)) / TTL_MS)

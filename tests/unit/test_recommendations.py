@@ -243,8 +243,23 @@ def test_snapshot_mid_stream_then_continue_gives_identical_outputs(source, tag_w
     config = RecoConfig(tag_weight=tag_weight, max_members=40, max_items=30, max_meetups=8, max_posts=50)
     interrupted = replay(events, 113, snapshot_every_batch=True, config=config)
     uninterrupted = replay(events, 113, snapshot_every_batch=False, config=config)
-    assert interrupted == uninterrupted
+    assert interrupted == uninterrupted  # what each key holds is in the snapshot too
+    assert redis_after_each(interrupted) == redis_after_each(uninterrupted)
     assert sum(c[0] == "ZADD" for o in uninterrupted for c in o.commands) > 20
+
+
+def redis_after_each(outputs: list[Output]) -> list[dict]:
+    """The rankings the recs keys hold after each batch (DEL and ZADD applied as Redis would)."""
+    store: dict = {}
+    after = []
+    for out in outputs:
+        for c in out.commands:
+            if c[0] == "DEL":
+                store.pop(c[1], None)
+            elif c[0] == "ZADD":
+                store[c[1]] = c[3::2]  # the ranking (scores: those of the batch that last changed it)
+        after.append(dict(store))
+    return after
 
 
 def test_outputs_do_not_depend_on_the_process_hash_seed():
@@ -262,3 +277,72 @@ def test_beats_popularity_on_members_with_latent_interests():
     result = run_reco(reco_stream(seed=9, communities=1, days=12, members=150), RecoConfig())
     assert result["tests"] > 200
     assert result["model"] > result["popularity"] + 0.1, result
+
+
+# -- issue 14: cost and Redis volume -------------------------------------------------------------------
+
+
+def test_the_fast_sgd_step_is_rivers_biased_mf_bit_for_bit():
+    from river import optim, reco
+
+    fast = MeetupAffinity(seed=3)
+    slow = reco.BiasedMF(
+        n_factors=8, bias_optimizer=optim.SGD(0.05), latent_optimizer=optim.SGD(0.05), l2_bias=0.01,
+        l2_latent=0.01, latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=3),
+        clip_gradient=5.0, seed=3,
+    )  # fmt: skip
+    data = [(f"u{i % 7}", f"m{i % 5}", float(i % 3 == 0)) for i in range(300)] + [
+        ("u1", "m9", 40.0)
+    ]  # clipped
+    for user, item, y in data:
+        fast.learn_one(user, item, y)
+        slow.learn_one(user, f"m:{item}", y)
+    m = fast.model
+    assert m.global_mean.get() == slow.global_mean.get()
+    assert dict(m.u_biases) == dict(slow.u_biases) and dict(m.i_biases) == dict(slow.i_biases)
+    for mine, theirs in ((m.u_latents, slow.u_latents), (m.i_latents, slow.i_latents)):
+        assert list(mine) == list(theirs)
+        assert all((mine[k] == theirs[k]).all() for k in mine)
+
+
+def test_an_unchanged_ranking_is_not_rewritten_not_even_after_a_reload():
+    op = MeetupRecommender()
+    first = [
+        rsvp("e1", "ann", "m1", "going", T0, tags=("ai",), starts=T0 + DAY),
+        rsvp("e2", "bob", "m2", "going", T0, tags=("ai",), starts=T0 + 2 * DAY),
+        rsvp("e3", "cat", "m3", "going", T0, tags=("web",), starts=T0 + 3 * DAY),
+    ]
+    out, states = run(op, first)
+    assert [c[0] for c in out.commands if c[1] == recs_key("c", "ann")] == ["DEL", "ZADD", "EXPIRE"]
+    ranking = next(c[3::2] for c in out.commands if c[0] == "ZADD" and c[1] == recs_key("c", "ann"))
+    # ann is active again and her ranking is the same: nothing to write for her
+    out, states = run(
+        op, [rsvp("e4", "ann", "m1", "going", T0 + 1000, tags=("ai",), starts=T0 + DAY)], states
+    )
+    assert not [c for c in out.commands if c[1] == recs_key("c", "ann")]
+    # a restored state knows what the key holds (the snapshot is committed with it): no write
+    states = {c: pickle.loads(pickle.dumps(s, protocol=5)) for c, s in states.items()}
+    out, states = run(
+        op, [rsvp("e5", "ann", "m1", "going", T0 + 2000, tags=("ai",), starts=T0 + DAY)], states
+    )
+    assert not [c for c in out.commands if c[1] == recs_key("c", "ann")]
+    # once m2 has started it leaves her ranking: written
+    late = rsvp("e9", "ann", "m9", "maybe", T0 + 2 * DAY + 1, tags=("x",), starts=T0 + 9 * DAY)
+    out, states = run(op, [late], states)
+    zadd = [c for c in out.commands if c[0] == "ZADD" and c[1] == recs_key("c", "ann")]
+    assert zadd and zadd[0][3::2] != ranking
+    # a member with nothing to recommend (every meetup answered): one DEL, then nothing
+    out, states = run(
+        op, [rsvp("e6", "dan", "m1", "declined", T0 + 3000, tags=("ai",), starts=T0 + DAY)], states
+    )
+    states["c"].meetups["m2"].responders["dan"] = "declined"
+    states["c"].meetups["m3"].responders["dan"] = "declined"
+    states["c"].meetups["m9"].responders["dan"] = "declined"
+    out, states = run(
+        op, [rsvp("e7", "dan", "m1", "declined", T0 + 4000, tags=("ai",), starts=T0 + DAY)], states
+    )
+    assert [c for c in out.commands if c[1] == recs_key("c", "dan")] == [["DEL", recs_key("c", "dan")]]
+    out, states = run(
+        op, [rsvp("e8", "dan", "m1", "declined", T0 + 5000, tags=("ai",), starts=T0 + DAY)], states
+    )
+    assert not [c for c in out.commands if c[1] == recs_key("c", "dan")]

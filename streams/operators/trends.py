@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from online_models.text_stage import analysis_of, topics_with_tags
-from online_models.trends import TopicForecaster, poisson_sf, topic_features, trend_score
+from online_models.trends import TopicForecaster, poisson_sf, trend_score
 from schemas.events import Event, Post, Reaction
 from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
@@ -308,7 +308,7 @@ class TrendingTopics:
         if member in members or len(members) < self.members_per_topic:
             members[member] = members.get(member, 0) + points
             return
-        low = min(members, key=lambda m: (members[m], m))
+        low = min(zip(members.values(), members))[1]  # least engaged, then first name
         members[member] = members.pop(low) + points
 
     # --- time ------------------------------------------------------------------------------------
@@ -370,9 +370,8 @@ class TrendingTopics:
                 err[1] += abs(y - hour)
                 err[2] += abs(y - level)
                 st.scored += 1
-            done.append((topic_features(hour, recent, prev, level, act, per_window), y, level))
-        for x, y, level in done:
-            model.learn_one(x, y, level)
+            done.append((hour, recent, prev, level, act, per_window, y))
+        model.learn_many(done)
         # 2. Keep what the next window's forecasts will need; forget quiet long-tail terms.
         st.pending_activity = self._activity(st, corr)
         keep_level = self.keep_level

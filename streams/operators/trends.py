@@ -89,27 +89,33 @@ Coefficients = tuple[float, tuple[float, ...]]
 
 class Topic:
     """One topic of one community.  ``counts[i]``: mentions in the bucket ``i`` buckets before
-    the community's current one (0 = current); ``pending``: what the forecast made at the last
-    window boundary needs besides the counts (``prev`` and ``level`` then; the other inputs are
-    still in ``counts`` one window later), so it is scored and learned at the next boundary.
-    ``members``: engagement points (post 2, reply 2, reaction 1), decayed each window.
-    Pickled as a tuple."""
+    bucket ``at`` (0 = bucket ``at``); ``level`` has absorbed the buckets before ``at``.  A topic
+    is brought up to its community's current bucket lazily (:meth:`TrendingTopics._sync`: when it
+    is read, and all topics at each window boundary), so an untouched topic costs nothing at a
+    bucket step.  ``pending``: what the forecast made at the last window boundary needs besides
+    the counts (``prev`` and ``level`` then; the other inputs are still in ``counts`` one window
+    later), so it is scored and learned at the next boundary.  ``members``: engagement points
+    (post 2, reply 2, reaction 1), decayed each window.  Pickled as a tuple (a 6-tuple without
+    ``at``, from before lazy shifting, is at its community's bucket: see :class:`TrendState`)."""
 
-    __slots__ = ("counts", "first_seen", "level", "members", "pending", "quiet_until")
+    __slots__ = ("at", "counts", "first_seen", "level", "members", "pending", "quiet_until")
 
-    def __init__(self, ring: int, first_seen: int) -> None:
+    def __init__(self, ring: int, first_seen: int, at: int) -> None:
         self.counts = [0] * ring
         self.level = 0.0  # EWMA of mentions per window, not bias-corrected (TrendingTopics.level_factor)
         self.first_seen = first_seen
         self.quiet_until = 0  # bucket number before which no new surge alert
         self.pending: tuple[int, float] | None = None  # prev, level at the last window boundary
         self.members: dict[str, int] = {}  # most engaged members (Space-Saving)
+        self.at = at  # bucket number that counts[0] is
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members
+        return self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members = state
+        if len(state) == 6:  # before lazy shifting: aligned with the community's bucket
+            state = (*state, None)
+        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at = state
 
 
 @dataclass(slots=True)
@@ -130,6 +136,26 @@ class TrendState:
     abs_err: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # model, last value, level
     alerts: int = 0
     ignored: int = 0  # posts older than the two windows kept (beyond any grace)
+    # Not pickled: topics that may be ranked (supported); the others cannot be until mentioned.
+    candidates: dict[str, None] = field(default_factory=dict)
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, name) for name in _PICKLED]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for name, value in zip(_PICKLED, state, strict=True):
+            object.__setattr__(self, name, value)
+        for tp in self.topics.values():
+            if tp.at is None:  # pickled before lazy shifting
+                tp.at = self.bucket
+        self.candidates = dict.fromkeys(self.topics)
+
+
+_PICKLED = (
+    "community", "model", "topics", "activity", "activity_level", "pending_activity", "bucket", "seen",
+    "clock", "recent_posts", "scored", "abs_err", "alerts", "ignored",
+)  # fmt: skip
+"""TrendState's pickled fields, in the order of the snapshots written before ``candidates`` existed."""
 
 
 @dataclass(slots=True)
@@ -275,11 +301,16 @@ class TrendingTopics:
         st.activity[age] += len(topics)
         member = sys.intern(ev.member)
         credit = self._credit
+        b = st.bucket
+        all_topics, candidates = st.topics, st.candidates
         for name in topics:
-            tp = st.topics.get(name)
+            tp = all_topics.get(name)
             if tp is None:
-                tp = st.topics[name] = Topic(self.ring, ev.ts)
+                tp = all_topics[name] = Topic(self.ring, ev.ts, b)
+            elif tp.at != b:
+                self._sync(tp, b)
             tp.counts[age] += 1
+            candidates[name] = None
             credit(tp, member, 2)
             touched[name] = None
             if age == 0:
@@ -293,9 +324,12 @@ class TrendingTopics:
 
     def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
         member = sys.intern(member)
+        b = st.bucket
         for name in topics:
             tp = st.topics.get(name)
             if tp is not None:
+                if tp.at != b:
+                    self._sync(tp, b)
                 self._credit(tp, member, points)
 
     def _credit(self, tp: Topic, member: str, points: int) -> None:
@@ -317,28 +351,51 @@ class TrendingTopics:
         ring, alpha, per_window = self.ring, self.alpha, self.buckets
         gap = b - st.bucket
         steps = min(gap, ring)
-        for _ in range(steps):
-            for tp in st.topics.values():  # read each step: a window boundary may prune
-                c = tp.counts
-                tp.level += alpha * (c[0] * per_window - tp.level)
-                c.pop()
-                c.insert(0, 0)
-            act = st.activity
+        act = st.activity
+        for _ in range(steps):  # topics follow lazily (_sync), all of them at a window boundary
             st.activity_level += alpha * (act[0] * per_window - st.activity_level)
             act.pop()
             act.insert(0, 0)
             st.seen += 1
             st.bucket += 1
             if st.bucket % per_window == 0:
+                self._sync_all(st)
                 self._window_boundary(st)
         if gap > steps:  # a long silence: only zeros, so decay in one step and forget forecasts
+            self._sync_all(st)
             keep = (1.0 - alpha) ** (gap - steps)
             for tp in st.topics.values():
                 tp.level *= keep
                 tp.pending = None
+                tp.at = b  # its counts are all 0
             st.activity_level *= keep
             st.seen += gap - steps
             st.bucket = b
+
+    def _sync(self, tp: Topic, b: int) -> None:
+        """Bring ``tp`` from bucket ``tp.at`` to ``b``: its level absorbs the buckets that ended
+        (the same float operations, in the same order, as one bucket step at a time), its counts
+        shift.  ``b - tp.at`` is at most ``buckets_per_window``: window boundaries sync all."""
+        k = b - tp.at
+        if k <= 0:
+            return
+        alpha = self.alpha
+        c = tp.counts
+        level = tp.level
+        level += alpha * (c[0] * self.buckets - level)
+        for _ in range(k - 1):
+            level += alpha * (0 - level)
+        tp.level = level
+        ring = self.ring
+        tp.counts = [0] * k + c[: ring - k] if k < ring else [0] * ring
+        tp.at = b
+
+    def _sync_all(self, st: TrendState) -> None:
+        b = st.bucket
+        sync = self._sync
+        for tp in st.topics.values():
+            if tp.at != b:
+                sync(tp, b)
 
     def level_factor(self, st: TrendState) -> float:
         """Bias correction of the levels: they start at 0 with the community (as Adam's moments do)."""
@@ -386,8 +443,10 @@ class TrendingTopics:
             tp.pending = (prev, level)
             if tp.members:
                 tp.members = {m: w * 4 // 5 for m, w in tp.members.items() if w > 1}
+        candidates = st.candidates
         for name in quiet:
             del st.topics[name]
+            candidates.pop(name, None)
         if len(st.topics) > self.max_topics:
             self._prune(st)
 
@@ -398,6 +457,7 @@ class TrendingTopics:
 
     def _prune(self, st: TrendState) -> None:
         """Keep the ``max_topics`` heaviest topics (level + last window's mentions; name breaks ties)."""
+        self._sync_all(st)
         corr, span = self.level_factor(st), self.buckets + 1
 
         def weight(item: tuple[str, Topic]) -> tuple[float, str]:
@@ -405,10 +465,13 @@ class TrendingTopics:
 
         keep = sorted(st.topics.items(), key=weight)[: self.max_topics]
         st.topics = dict(sorted(keep, key=lambda kv: (kv[1].first_seen, kv[0])))
+        st.candidates = {name: None for name in st.candidates if name in st.topics}
 
     # --- reading a topic -------------------------------------------------------------------------
     def _view(self, st: TrendState, tp: Topic, corr: float, act: float, coef: Coefficients) -> _View:
         per_window = self.buckets
+        if tp.at != st.bucket:
+            self._sync(tp, st.bucket)
         c = tp.counts
         hour = sum(c[: per_window + 1])
         recent = c[0] + c[1] + c[2]
@@ -522,7 +585,7 @@ class TrendingTopics:
             if not hashes:
                 return
             views = {n: self._view(st, st.topics[n], corr, act, coef) for n in hashes}
-            supported = [n for n in hashes if self._supported(st.topics[n], corr)]
+            supported = [n for n in hashes if self._supported(st, st.topics[n], corr)]
             for name in supported:
                 zadd += [_num(views[name].score), name]
             if supported:
@@ -539,9 +602,11 @@ class TrendingTopics:
                 ["EXPIRE", key, self.retention_seconds],
             ]  # fmt: skip
 
-    def _supported(self, tp: Topic, corr: float) -> bool:
+    def _supported(self, st: TrendState, tp: Topic, corr: float) -> bool:
         """Ranked at all: ``min_support`` mentions in the last window, or a usual topic (level ≥ 1).
         A word said once is what someone said, not yet a topic of the community."""
+        if tp.at != st.bucket:
+            self._sync(tp, st.bucket)
         return tp.level * corr >= 1.0 or sum(tp.counts[: self.buckets + 1]) >= self.min_support
 
     def top(self, st: TrendState, n: int) -> list[str]:
@@ -564,11 +629,25 @@ class TrendingTopics:
         log1p = math.log1p
         ranked = []
         support = self.min_support
-        for name, tp in st.topics.items():
+        topics, candidates = st.topics, st.candidates
+        bucket, sync, alpha = st.bucket, self._sync, self.alpha
+        dropped = []
+        for name in candidates:
+            tp = topics.get(name)
+            if tp is None:
+                dropped.append(name)
+                continue
+            if tp.at != bucket:
+                sync(tp, bucket)
             c = tp.counts
             recent = c[0] + c[1] + c[2]
             level = tp.level * corr
             if level < 1.0 and sum(c[: per_window + 1]) < support:
+                # Not ranked; nor later until mentioned again if even after absorbing the current
+                # bucket its level stays under 1 (levels only decay, as the bias correction does).
+                raw = tp.level
+                if max(raw, raw + alpha * (c[0] * per_window - raw)) * corr < 0.99:
+                    dropped.append(name)
                 continue
             s = level + 1.0
             z = base + (w_hour * sum(c[: per_window + 1]) + w_recent * recent
@@ -581,6 +660,8 @@ class TrendingTopics:
             else:
                 score = log1p(forecast) - bw * log1p(level) if bw else log1p(forecast)
             ranked.append((-score, name))
+        for name in dropped:
+            del candidates[name]
         ranked.sort()
         return ranked
 

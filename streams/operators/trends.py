@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from online_models.text_stage import analysis_of, topics_with_tags
+from online_models.text_stage import MAX_TOPIC_CHARS, TextAnalysis, analysis_of, tag_topic
 from online_models.trends import TopicForecaster, poisson_sf, trend_score
 from schemas.events import Event, Post, Reaction
 from streams import keys
@@ -85,6 +85,13 @@ if TYPE_CHECKING:
     from streams.config import Settings
 
 Coefficients = tuple[float, tuple[float, ...]]
+KEY_MEMO = 65_536
+"""Topic hash keys remembered by an operator (cleared when full)."""
+TAG_MEMO = 65_536
+"""Tag → topic results remembered (cleared when full)."""
+
+
+_TAG_TOPICS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class Topic:
@@ -247,6 +254,7 @@ class TrendingTopics:
         self.max_recent_posts = c.max_recent_posts
         self.retention_seconds = c.retention_seconds
         self.learning_rate = c.learning_rate
+        self._keys: dict[tuple[str, str], str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrendingTopics:
@@ -295,7 +303,7 @@ class TrendingTopics:
             parent = st.recent_posts.get(ev.reply_to)
             if parent:
                 self._engage(st, parent, ev.member, 2)
-        topics = topics_with_tags(analysis_of(ev), ev.tags, self.max_topics_per_post)
+        topics = self._topics(analysis_of(ev), ev.tags)
         if not topics:
             return
         st.activity[age] += len(topics)
@@ -322,6 +330,28 @@ class TrendingTopics:
         if len(st.topics) > 2 * self.max_topics:
             self._prune(st)
 
+    def _topics(self, analysis: TextAnalysis, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """:func:`~online_models.text_stage.topics_with_tags`, with each tag's topic remembered
+        (``tag_topic`` runs a regex per tag; tags repeat)."""
+        mine: tuple[str, ...] = ()
+        if tags:
+            memo = _TAG_TOPICS
+            mine = memo.get(tags)  # type: ignore[assignment]
+            if mine is None:
+                if len(memo) >= TAG_MEMO:
+                    memo.clear()
+                mine = memo[tags] = tuple(
+                    dict.fromkeys(t for t in map(tag_topic, tags) if t and len(t) <= MAX_TOPIC_CHARS)
+                )
+        found = analysis.topics
+        if not mine:
+            topics = found if len(set(found)) == len(found) else tuple(dict.fromkeys(found))
+        else:
+            merged = dict.fromkeys(mine)
+            merged.update(dict.fromkeys(found))
+            topics = tuple(merged)
+        return topics[: self.max_topics_per_post]
+
     def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
         member = sys.intern(member)
         b = st.bucket
@@ -337,10 +367,13 @@ class TrendingTopics:
         its points (the classic over-estimate that keeps true heavy hitters in).  Topics of a
         single mention and no level (most of a long-tailed vocabulary) keep no members."""
         members = tp.members
+        if member in members:
+            members[member] += points
+            return
         if not members and tp.level < 0.5 and sum(tp.counts[: self.buckets + 1]) < 2:
             return
-        if member in members or len(members) < self.members_per_topic:
-            members[member] = members.get(member, 0) + points
+        if len(members) < self.members_per_topic:
+            members[member] = points
             return
         low = min(zip(members.values(), members))[1]  # least engaged, then first name
         members[member] = members.pop(low) + points
@@ -486,13 +519,15 @@ class TrendingTopics:
         return _View(count, forecast, recent / span, level, score)
 
     def _check_surge(self, st: TrendState, name: str, tp: Topic, ts: int, out: Output) -> None:
+        if st.seen < self.warmup_buckets or st.bucket < tp.quiet_until:
+            return
         per_window = self.buckets
         c = tp.counts
         n = sum(c[: per_window + 1])
+        if 2 * n < self.surge_min_count:  # n_short <= n < either threshold (short_min >= half)
+            return
         k = self.surge_short_buckets
         n_short = sum(c[:k])
-        if st.seen < self.warmup_buckets or st.bucket < tp.quiet_until:
-            return
         frac = (ts % self.bucket_ms) / self.bucket_ms
         short_span = (k - 1 + frac) / per_window  # windows covered by the last k buckets
         short_min = max(self.surge_min_count / 2.0, self.surge_min_count * short_span)
@@ -590,9 +625,10 @@ class TrendingTopics:
                 zadd += [_num(views[name].score), name]
             if supported:
                 out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
+        topic_key = self._topic_key
         for name in hashes:
             v = views[name]
-            key = keys.trend_topic(st.community, name)
+            key = topic_key(st.community, name)
             out.commands += [
                 [
                     "HSET", key, "count", v.count, "forecast", _num(v.forecast), "growth", _num(v.growth),
@@ -601,6 +637,16 @@ class TrendingTopics:
                 ],
                 ["EXPIRE", key, self.retention_seconds],
             ]  # fmt: skip
+
+    def _topic_key(self, community: str, topic: str) -> str:
+        """:func:`streams.keys.trend_topic`, remembered (a bounded memo: keys repeat every batch)."""
+        memo = self._keys
+        key = memo.get((community, topic))
+        if key is None:
+            if len(memo) >= KEY_MEMO:
+                memo.clear()
+            key = memo[(community, topic)] = keys.trend_topic(community, topic)
+        return key
 
     def _supported(self, st: TrendState, tp: Topic, corr: float) -> bool:
         """Ranked at all: ``min_support`` mentions in the last window, or a usual topic (level ≥ 1).
@@ -703,5 +749,10 @@ class TrendingTopics:
 
 
 def _num(value: float) -> str:
-    """A float as Redis should store it: 4 decimals, the same string in every process."""
+    """A float as Redis should store it: 4 decimals, the same string in every process —
+    ``repr(round(value, 4))``, from one correctly rounded ``%.4f`` where that is the same string
+    (under 1e9, at most 13 significant digits: the shortest repr of the rounded float)."""
+    if -1e9 < value < 1e9:
+        text = ("%.4f" % value).rstrip("0")
+        return text + "0" if text[-1] == "." else text
     return repr(round(value, 4))

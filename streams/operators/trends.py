@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,8 +85,8 @@ if TYPE_CHECKING:
     from streams.config import Settings
 
 Coefficients = tuple[float, tuple[float, ...]]
-KEY_MEMO = 65_536
-"""Topic hash keys remembered by an operator (cleared when full)."""
+KEY_MEMO = 4096
+"""Topic hash keys remembered per community, and communities remembered (forgotten when full)."""
 TAG_MEMO = 65_536
 """Tag → topic results remembered (cleared when full)."""
 
@@ -254,7 +254,7 @@ class TrendingTopics:
         self.max_recent_posts = c.max_recent_posts
         self.retention_seconds = c.retention_seconds
         self.learning_rate = c.learning_rate
-        self._keys: dict[tuple[str, str], str] = {}
+        self._keys: dict[str, dict[str, str]] = {}  # community → topic → its hash key (a memo)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrendingTopics:
@@ -518,6 +518,39 @@ class TrendingTopics:
         count = sum(c[: st.bucket % per_window + 1])  # in the current tumbling window
         return _View(count, forecast, recent / span, level, score)
 
+    def _views(
+        self, st: TrendState, names: Iterable[str], corr: float, act: float, coef: Coefficients
+    ) -> dict[str, _View]:
+        """:meth:`_view` of each of ``names`` (the same arithmetic, in the same order, with
+        :meth:`TopicForecaster.forecast` and :func:`trend_score` inlined and constants read once)."""
+        per_window = self.buckets
+        b, (w0, w1, w2, w3, w4) = coef
+        span = (2.0 + (st.clock % self.bucket_ms) / self.bucket_ms) / per_window
+        floor, min_recent, bw = self.min_baseline, self.min_recent, self.background_weight
+        bucket, sync, topics = st.bucket, self._sync, st.topics
+        tumbling = bucket % per_window + 1
+        log1p, log10 = math.log1p, math.log10
+        views = {}
+        for name in names:
+            tp = topics[name]
+            if tp.at != bucket:
+                sync(tp, bucket)
+            c = tp.counts
+            hour = sum(c[: per_window + 1])
+            recent = c[0] + c[1] + c[2]
+            level = tp.level * corr
+            s = level + 1.0
+            z = b + (w0 * hour + w1 * recent * per_window / 2.0 + w2 * sum(c[per_window + 1 :]) + w3 * level) / s + w4 * act
+            forecast = z * s if z > 0.0 else 0.0
+            expected = max(level, floor) * span
+            score = log1p(forecast)
+            if bw:
+                score -= bw * log1p(level)
+            if recent >= min_recent and recent > expected:
+                score -= log10(max(poisson_sf(recent, expected), 1e-300))
+            views[name] = _View(sum(c[:tumbling]), forecast, recent / span, level, score)
+        return views
+
     def _check_surge(self, st: TrendState, name: str, tp: Topic, ts: int, out: Output) -> None:
         if st.seen < self.warmup_buckets or st.bucket < tp.quiet_until:
             return
@@ -599,7 +632,7 @@ class TrendingTopics:
         if refresh:
             ranked = self._rank(st, corr, act, coef)
             top = [name for _, name in ranked[: self.top_n]]
-            views = {name: self._view(st, st.topics[name], corr, act, coef) for name in top}
+            views = self._views(st, top, corr, act, coef)
             for name in top:
                 zadd += [_num(views[name].score), name]
             out.commands.append(["DEL", zkey])
@@ -612,41 +645,38 @@ class TrendingTopics:
             hashes = list(
                 dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
             )
-            for name in hashes:
-                if name not in views:
-                    views[name] = self._view(st, st.topics[name], corr, act, coef)
+            views.update(self._views(st, [n for n in hashes if n not in views], corr, act, coef))
         else:
             hashes = [n for n in touched if n in st.topics]
             if not hashes:
                 return
-            views = {n: self._view(st, st.topics[n], corr, act, coef) for n in hashes}
+            views = self._views(st, hashes, corr, act, coef)
             supported = [n for n in hashes if self._supported(st, st.topics[n], corr)]
             for name in supported:
                 zadd += [_num(views[name].score), name]
             if supported:
                 out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
-        topic_key = self._topic_key
+        topic_keys = self._keys.get(st.community)
+        if topic_keys is None or len(topic_keys) >= KEY_MEMO:
+            if len(self._keys) >= KEY_MEMO:
+                self._keys.clear()
+            topic_keys = self._keys[st.community] = {}
+        community, topics, retention, num = st.community, st.topics, self.retention_seconds, _num
+        commands = out.commands
         for name in hashes:
             v = views[name]
-            key = topic_key(st.community, name)
-            out.commands += [
+            key = topic_keys.get(name)
+            if key is None:
+                key = topic_keys[name] = keys.trend_topic(community, name)
+            level, momentum = v.level, v.momentum
+            commands.append(
                 [
-                    "HSET", key, "count", v.count, "forecast", _num(v.forecast), "growth", _num(v.growth),
-                    "level", _num(v.level), "momentum", _num(v.momentum), "score", _num(v.score),
-                    "first_seen", st.topics[name].first_seen,
-                ],
-                ["EXPIRE", key, self.retention_seconds],
-            ]  # fmt: skip
-
-    def _topic_key(self, community: str, topic: str) -> str:
-        """:func:`streams.keys.trend_topic`, remembered (a bounded memo: keys repeat every batch)."""
-        memo = self._keys
-        key = memo.get((community, topic))
-        if key is None:
-            if len(memo) >= KEY_MEMO:
-                memo.clear()
-            key = memo[(community, topic)] = keys.trend_topic(community, topic)
-        return key
+                    "HSET", key, "count", v.count, "forecast", num(v.forecast),
+                    "growth", num((momentum + 1.0) / (level + 1.0)), "level", num(level),
+                    "momentum", num(momentum), "score", num(v.score), "first_seen", topics[name].first_seen,
+                ]
+            )  # fmt: skip
+            commands.append(["EXPIRE", key, retention])
 
     def _supported(self, st: TrendState, tp: Topic, corr: float) -> bool:
         """Ranked at all: ``min_support`` mentions in the last window, or a usual topic (level ≥ 1).

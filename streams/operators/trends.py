@@ -355,9 +355,14 @@ class TrendingTopics:
     def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
         member = sys.intern(member)
         b = st.bucket
+        get = st.topics.get
         for name in topics:
-            tp = st.topics.get(name)
+            tp = get(name)
             if tp is not None:
+                members = tp.members
+                if member in members:  # _credit's first case, inline (most engagements)
+                    members[member] += points
+                    continue
                 if tp.at != b:
                     self._sync(tp, b)
                 self._credit(tp, member, points)

@@ -143,6 +143,9 @@ class TrendState:
     abs_err: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # model, last value, level
     alerts: int = 0
     ignored: int = 0  # posts older than the two windows kept (beyond any grace)
+    # The zset pulse:trends:{community} as written (topic → score); None: unknown (a snapshot from
+    # before it was kept), rebuilt at the next bucket boundary.
+    ranked: dict[str, float] | None = field(default_factory=dict)
     # Not pickled: topics that may be ranked (supported); the others cannot be until mentioned.
     candidates: dict[str, None] = field(default_factory=dict)
 
@@ -150,6 +153,8 @@ class TrendState:
         return [getattr(self, name) for name in _PICKLED]
 
     def __setstate__(self, state: list[Any]) -> None:
+        if len(state) == len(_PICKLED) - 1:  # before the zset was mirrored
+            state = [*state, None]
         for name, value in zip(_PICKLED, state, strict=True):
             object.__setattr__(self, name, value)
         for tp in self.topics.values():
@@ -160,9 +165,9 @@ class TrendState:
 
 _PICKLED = (
     "community", "model", "topics", "activity", "activity_level", "pending_activity", "bucket", "seen",
-    "clock", "recent_posts", "scored", "abs_err", "alerts", "ignored",
+    "clock", "recent_posts", "scored", "abs_err", "alerts", "ignored", "ranked",
 )  # fmt: skip
-"""TrendState's pickled fields, in the order of the snapshots written before ``candidates`` existed."""
+"""TrendState's pickled fields, in order (snapshots written before ``ranked`` end at ``ignored``)."""
 
 
 @dataclass(slots=True)
@@ -634,6 +639,7 @@ class TrendingTopics:
         coef = st.model.coefficients()
         zkey = keys.trends(st.community)
         zadd: RedisCommand = ["ZADD", zkey]
+        gone: list[str] = []  # topics that left the zset: their hashes are deleted
         if refresh:
             ranked = self._rank(st, corr, act, coef)
             top = [name for _, name in ranked[: self.top_n]]
@@ -645,22 +651,46 @@ class TrendingTopics:
                 out.commands.append(zadd)
             out.commands.append(self._themes(st, views, top))
             self._observe(st, out)
-            # Hashes: touched topics, and at a window boundary (counts restart) the whole top.
             window_start = st.bucket % self.buckets == 0
-            hashes = list(
-                dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
-            )
-            views.update(self._views(st, [n for n in hashes if n not in views], corr, act, coef))
+            before = st.ranked
+            st.ranked = {name: float(score) for name, score in zip(zadd[3::2], zadd[2::2], strict=True)}
+            if before is None:  # a snapshot from before the zset was mirrored: every hash, as then
+                hashes = list(
+                    dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
+                )
+                views.update(self._views(st, [n for n in hashes if n not in views], corr, act, coef))
+            else:
+                # Hashes: the whole top at a window start (counts restart), else the topics that
+                # entered it or were mentioned; the topics that left it lose theirs.
+                hashes = top if window_start else [n for n in top if n in touched or n not in before]
+                gone = [n for n in before if n not in st.ranked]
         else:
-            hashes = [n for n in touched if n in st.topics]
-            if not hashes:
+            mentioned = [n for n in touched if n in st.topics]
+            if not mentioned:
                 return
-            views = self._views(st, hashes, corr, act, coef)
-            supported = [n for n in hashes if self._supported(st, st.topics[n], corr)]
+            supported = [n for n in mentioned if self._supported(st, st.topics[n], corr)]
+            ranked = st.ranked
+            if ranked is None:
+                hashes = mentioned
+            else:
+                hashes = [n for n in mentioned if n in ranked]
+            views = self._views(st, dict.fromkeys([*supported, *hashes]), corr, act, coef)
             for name in supported:
                 zadd += [_num(views[name].score), name]
             if supported:
                 out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
+                if ranked is not None:
+                    # What the two commands leave in the zset: lowest (score, member) trimmed first.
+                    added = {n for n in supported if n not in ranked}
+                    for name, score in zip(zadd[3::2], zadd[2::2], strict=True):
+                        ranked[name] = float(score)
+                    if len(ranked) > self.top_n:
+                        by_rank = sorted(ranked.items(), key=lambda kv: (kv[1], kv[0]))
+                        for name, _ in by_rank[: len(ranked) - self.top_n]:
+                            del ranked[name]
+                            if name not in added:  # it had a hash
+                                gone.append(name)
+                    hashes = [n for n in dict.fromkeys([*supported, *hashes]) if n in ranked]
         topic_keys = self._keys.get(st.community)
         if topic_keys is None or len(topic_keys) >= KEY_MEMO:
             if len(self._keys) >= KEY_MEMO:
@@ -682,6 +712,11 @@ class TrendingTopics:
                 ]
             )  # fmt: skip
             commands.append(["EXPIRE", key, retention])
+        for name in gone:
+            key = topic_keys.get(name)
+            if key is None:
+                key = topic_keys[name] = keys.trend_topic(community, name)
+            commands.append(["DEL", key])
 
     def _supported(self, st: TrendState, tp: Topic, corr: float) -> bool:
         """Ranked at all: ``min_support`` mentions in the last window, or a usual topic (level ≥ 1).

@@ -37,6 +37,7 @@ import logging
 import math
 import re
 import sys
+from collections.abc import Sequence
 
 from river import linear_model, optim
 
@@ -256,7 +257,7 @@ class TopicForecaster:
     def learn_one(self, x: dict[str, float], y: float, level: float) -> None:
         self.regressor.learn_one(x, y / (level + 1.0))
 
-    def learn_many(self, rows: list[tuple[float, float, float, float, float, float, float]]) -> None:
+    def learn_many(self, rows: Sequence[tuple[float, float, float, float, float, float, float]]) -> None:
         """:meth:`learn_one` on each ``(hour, recent, prev, level, activity, buckets, y)`` in order
         (inputs as :meth:`forecast`'s), with river's arithmetic inlined: the same floats in the
         same order as river's SGD step (squared loss, clipped gradient, constant rates), so the

@@ -122,7 +122,9 @@ class Topic:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         if len(state) == 6:  # before lazy shifting: aligned with the community's bucket
             state = (*state, None)
-        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at = state
+        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at = (
+            state
+        )
 
 
 @dataclass(slots=True)
@@ -385,7 +387,7 @@ class TrendingTopics:
         if len(members) < self.members_per_topic:
             members[member] = points
             return
-        low = min(zip(members.values(), members))[1]  # least engaged, then first name
+        low = min(zip(members.values(), members, strict=True))[1]  # least engaged, then first name
         members[member] = members.pop(low) + points
 
     # --- time ------------------------------------------------------------------------------------
@@ -550,7 +552,12 @@ class TrendingTopics:
             recent = c[0] + c[1] + c[2]
             level = tp.level * corr
             s = level + 1.0
-            z = b + (w0 * hour + w1 * recent * per_window / 2.0 + w2 * sum(c[per_window + 1 :]) + w3 * level) / s + w4 * act
+            z = (
+                b
+                + (w0 * hour + w1 * recent * per_window / 2.0 + w2 * sum(c[per_window + 1 :]) + w3 * level)
+                / s
+                + w4 * act
+            )
             forecast = z * s if z > 0.0 else 0.0
             expected = max(level, floor) * span
             score = log1p(forecast)
@@ -669,28 +676,25 @@ class TrendingTopics:
             if not mentioned:
                 return
             supported = [n for n in mentioned if self._supported(st, st.topics[n], corr)]
-            ranked = st.ranked
-            if ranked is None:
-                hashes = mentioned
-            else:
-                hashes = [n for n in mentioned if n in ranked]
+            mirror = st.ranked
+            hashes = mentioned if mirror is None else [n for n in mentioned if n in mirror]
             views = self._views(st, dict.fromkeys([*supported, *hashes]), corr, act, coef)
             for name in supported:
                 zadd += [_num(views[name].score), name]
             if supported:
                 out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
-                if ranked is not None:
+                if mirror is not None:
                     # What the two commands leave in the zset: lowest (score, member) trimmed first.
-                    added = {n for n in supported if n not in ranked}
+                    added = {n for n in supported if n not in mirror}
                     for name, score in zip(zadd[3::2], zadd[2::2], strict=True):
-                        ranked[name] = float(score)
-                    if len(ranked) > self.top_n:
-                        by_rank = sorted(ranked.items(), key=lambda kv: (kv[1], kv[0]))
-                        for name, _ in by_rank[: len(ranked) - self.top_n]:
-                            del ranked[name]
+                        mirror[name] = float(score)
+                    if len(mirror) > self.top_n:
+                        by_rank = sorted(mirror.items(), key=lambda kv: (kv[1], kv[0]))
+                        for name, _ in by_rank[: len(mirror) - self.top_n]:
+                            del mirror[name]
                             if name not in added:  # it had a hash
                                 gone.append(name)
-                    hashes = [n for n in dict.fromkeys([*supported, *hashes]) if n in ranked]
+                    hashes = [n for n in dict.fromkeys([*supported, *hashes]) if n in mirror]
         topic_keys = self._keys.get(st.community)
         if topic_keys is None or len(topic_keys) >= KEY_MEMO:
             if len(self._keys) >= KEY_MEMO:
@@ -820,9 +824,9 @@ class TrendingTopics:
 
 def _num(value: float) -> str:
     """A float as Redis should store it: 4 decimals, the same string in every process —
-    ``repr(round(value, 4))``, from one correctly rounded ``%.4f`` where that is the same string
+    ``repr(round(value, 4))``, from one correctly rounded ``.4f`` where that is the same string
     (under 1e9, at most 13 significant digits: the shortest repr of the rounded float)."""
     if -1e9 < value < 1e9:
-        text = ("%.4f" % value).rstrip("0")
+        text = f"{value:.4f}".rstrip("0")
         return text + "0" if text[-1] == "." else text
     return repr(round(value, 4))

@@ -36,7 +36,9 @@ def test_ranked_topics_have_fresh_hashes_and_unranked_ones_none(stream):
     posts; a score written in the same batch to the zset and the hash is the same string."""
     op = TrendingTopics(max_topics=100_000)  # no pruning: counts follow the posts exactly
     redis = MemoryStore()
-    mentions: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    mentions: dict[str, dict[str, dict[int, int]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(int))
+    )
     bucket: dict[str, int] = {}
     written: dict[str, int] = {}  # hash key → batch of its last HSET
     due: dict[str, int] = {}  # hash key → last batch it was mentioned while ranked, or entered the zset
@@ -86,15 +88,17 @@ def _old_format(op: TrendingTopics, states: dict[str, TrendState]) -> bytes:
         op._sync_all(s)
     topic_get, state_get = Topic.__getstate__, TrendState.__getstate__
     try:
-        Topic.__getstate__ = lambda tp: topic_get(tp)[:6]  # type: ignore[method-assign]
-        TrendState.__getstate__ = lambda s: state_get(s)[: len(_PICKLED) - 1]  # type: ignore[method-assign]
+        Topic.__getstate__ = lambda tp: topic_get(tp)[:6]  # type: ignore[method-assign,assignment]
+        TrendState.__getstate__ = lambda s: state_get(s)[: len(_PICKLED) - 1]  # type: ignore[method-assign,assignment]
         return pickle.dumps(states, protocol=5)
     finally:
         Topic.__getstate__, TrendState.__getstate__ = topic_get, state_get  # type: ignore[method-assign]
 
 
 def _not_hashes(commands: list[list[Any]]) -> list[list[Any]]:
-    return [c for c in commands if not (c[0] in ("HSET", "EXPIRE") or (c[0] == "DEL" and c[1].count(":") > 2))]
+    return [
+        c for c in commands if not (c[0] in ("HSET", "EXPIRE") or (c[0] == "DEL" and c[1].count(":") > 2))
+    ]
 
 
 def test_a_snapshot_from_before_issue_14_loads_and_continues_the_same(stream):
@@ -133,7 +137,11 @@ def test_learn_many_is_river_to_the_bit():
         rows = []
         for _ in range(rng.randrange(1, 80)):
             hour, recent, prev = rng.randrange(40), rng.randrange(15), rng.randrange(40)
-            level, act, y = rng.choice((0.0, rng.random(), 30 * rng.random())), rng.uniform(-2, 2), rng.randrange(50)
+            level, act, y = (
+                rng.choice((0.0, rng.random(), 30 * rng.random())),
+                rng.uniform(-2, 2),
+                rng.randrange(50),
+            )
             rows.append((hour, recent, prev, level, act, 6, y))
             a.learn_one(topic_features(hour, recent, prev, level, act, 6), y, level)
         b.learn_many(rows)
@@ -146,7 +154,7 @@ def test_learn_many_is_river_to_the_bit():
     st.one_of(
         st.floats(allow_nan=False, allow_infinity=True),
         st.floats(-100, 100),
-        st.integers(-10**6, 10**6).map(lambda n: n / 20_000),
+        st.integers(-(10**6), 10**6).map(lambda n: n / 20_000),
     )
 )
 def test_num_is_repr_of_round(value):

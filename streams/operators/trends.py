@@ -39,7 +39,12 @@ Redis::
          forecast <next window> level <mentions/window> momentum <rate over the last
          third of a window, per window> growth <(momentum+1)/(level+1)> score <trend score>
          first_seen <ms>
-         + EXPIRE retention_seconds     (touched topics; at a bucket boundary also the top_n)
+         + EXPIRE retention_seconds
+        for exactly the topics in the sorted set (issue 14): written when a topic enters it, when
+        it is mentioned while in it, and for the whole top at a window start (counts restart);
+        DEL when it leaves it.  The state mirrors the sorted set (``TrendState.ranked``) to know
+        this; a snapshot from before it (``ranked`` None) writes every mentioned topic's hash,
+        as the code did then, until its next bucket boundary rebuilds the mirror.
     SET pulse:themes:{community} <JSON [{topic, score, forecast, growth, members}]> EX retention
         meetup theme suggestions: the best-ranked rising topics (growth ≥ theme_min_growth)
         with the members most engaged in them (authors, repliers, reactors; recent engagement
@@ -49,7 +54,13 @@ Bounded state per community: topics nobody mentioned for two windows whose level
 ``keep_level`` are forgotten at window boundaries, and at most ``max_topics`` are kept (the
 heaviest by level and recent count; at once when a flood of new terms passes 2 ×);
 ``members_per_topic`` engaged members per topic (Space-Saving, decayed each window);
-``max_recent_posts`` post → topics entries to credit reactions and replies.  A topic pickles
+``max_recent_posts`` post → topics entries to credit reactions and replies.
+
+Cost (issue 14): a topic's buckets shift lazily (:meth:`TrendingTopics._sync`, the same float
+operations as one bucket step at a time, all topics at each window boundary), a bucket boundary
+ranks only the topics that may be supported (``TrendState.candidates``), a window boundary learns
+its forecasts with river's SGD inlined (:meth:`~online_models.trends.TopicForecaster.learn_many`,
+bit-identical weights).  A topic pickles
 to ~100 bytes; measured snapshots: ~30 KB for a community of 40 posts an hour, ≤ ~50 KB at 500.
 
 >>> from schemas.events import Post

@@ -39,7 +39,12 @@ Redis::
          forecast <next window> level <mentions/window> momentum <rate over the last
          third of a window, per window> growth <(momentum+1)/(level+1)> score <trend score>
          first_seen <ms>
-         + EXPIRE retention_seconds     (touched topics; at a bucket boundary also the top_n)
+         + EXPIRE retention_seconds
+        for exactly the topics in the sorted set (issue 14): written when a topic enters it, when
+        it is mentioned while in it, and for the whole top at a window start (counts restart);
+        DEL when it leaves it.  The state mirrors the sorted set (``TrendState.ranked``) to know
+        this; a snapshot from before it (``ranked`` None) writes every mentioned topic's hash,
+        as the code did then, until its next bucket boundary rebuilds the mirror.
     SET pulse:themes:{community} <JSON [{topic, score, forecast, growth, members}]> EX retention
         meetup theme suggestions: the best-ranked rising topics (growth ≥ theme_min_growth)
         with the members most engaged in them (authors, repliers, reactors; recent engagement
@@ -49,7 +54,13 @@ Bounded state per community: topics nobody mentioned for two windows whose level
 ``keep_level`` are forgotten at window boundaries, and at most ``max_topics`` are kept (the
 heaviest by level and recent count; at once when a flood of new terms passes 2 ×);
 ``members_per_topic`` engaged members per topic (Space-Saving, decayed each window);
-``max_recent_posts`` post → topics entries to credit reactions and replies.  A topic pickles
+``max_recent_posts`` post → topics entries to credit reactions and replies.
+
+Cost (issue 14): a topic's buckets shift lazily (:meth:`TrendingTopics._sync`, the same float
+operations as one bucket step at a time, all topics at each window boundary), a bucket boundary
+ranks only the topics that may be supported (``TrendState.candidates``), a window boundary learns
+its forecasts with river's SGD inlined (:meth:`~online_models.trends.TopicForecaster.learn_many`,
+bit-identical weights).  A topic pickles
 to ~100 bytes; measured snapshots: ~30 KB for a community of 40 posts an hour, ≤ ~50 KB at 500.
 
 >>> from schemas.events import Post
@@ -69,14 +80,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from online_models.text_stage import analysis_of, topics_with_tags
-from online_models.trends import TopicForecaster, poisson_sf, topic_features, trend_score
+from online_models.text_stage import MAX_TOPIC_CHARS, TextAnalysis, analysis_of, tag_topic
+from online_models.trends import TopicForecaster, poisson_sf, trend_score
 from schemas.events import Event, Post, Reaction
 from streams import keys
 from streams.operators.base import Observation, Output, RedisCommand
@@ -85,31 +96,46 @@ if TYPE_CHECKING:
     from streams.config import Settings
 
 Coefficients = tuple[float, tuple[float, ...]]
+KEY_MEMO = 4096
+"""Topic hash keys remembered per community, and communities remembered (forgotten when full)."""
+TAG_MEMO = 65_536
+"""Tag → topic results remembered (cleared when full)."""
+
+
+_TAG_TOPICS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class Topic:
     """One topic of one community.  ``counts[i]``: mentions in the bucket ``i`` buckets before
-    the community's current one (0 = current); ``pending``: what the forecast made at the last
-    window boundary needs besides the counts (``prev`` and ``level`` then; the other inputs are
-    still in ``counts`` one window later), so it is scored and learned at the next boundary.
-    ``members``: engagement points (post 2, reply 2, reaction 1), decayed each window.
-    Pickled as a tuple."""
+    bucket ``at`` (0 = bucket ``at``); ``level`` has absorbed the buckets before ``at``.  A topic
+    is brought up to its community's current bucket lazily (:meth:`TrendingTopics._sync`: when it
+    is read, and all topics at each window boundary), so an untouched topic costs nothing at a
+    bucket step.  ``pending``: what the forecast made at the last window boundary needs besides
+    the counts (``prev`` and ``level`` then; the other inputs are still in ``counts`` one window
+    later), so it is scored and learned at the next boundary.  ``members``: engagement points
+    (post 2, reply 2, reaction 1), decayed each window.  Pickled as a tuple (a 6-tuple without
+    ``at``, from before lazy shifting, is at its community's bucket: see :class:`TrendState`)."""
 
-    __slots__ = ("counts", "first_seen", "level", "members", "pending", "quiet_until")
+    __slots__ = ("at", "counts", "first_seen", "level", "members", "pending", "quiet_until")
 
-    def __init__(self, ring: int, first_seen: int) -> None:
+    def __init__(self, ring: int, first_seen: int, at: int) -> None:
         self.counts = [0] * ring
         self.level = 0.0  # EWMA of mentions per window, not bias-corrected (TrendingTopics.level_factor)
         self.first_seen = first_seen
         self.quiet_until = 0  # bucket number before which no new surge alert
         self.pending: tuple[int, float] | None = None  # prev, level at the last window boundary
         self.members: dict[str, int] = {}  # most engaged members (Space-Saving)
+        self.at = at  # bucket number that counts[0] is
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members
+        return self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members = state
+        if len(state) == 6:  # before lazy shifting: aligned with the community's bucket
+            state = (*state, None)
+        self.counts, self.level, self.first_seen, self.quiet_until, self.pending, self.members, self.at = (
+            state
+        )
 
 
 @dataclass(slots=True)
@@ -130,6 +156,31 @@ class TrendState:
     abs_err: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # model, last value, level
     alerts: int = 0
     ignored: int = 0  # posts older than the two windows kept (beyond any grace)
+    # The zset pulse:trends:{community} as written (topic → score); None: unknown (a snapshot from
+    # before it was kept), rebuilt at the next bucket boundary.
+    ranked: dict[str, float] | None = field(default_factory=dict)
+    # Not pickled: topics that may be ranked (supported); the others cannot be until mentioned.
+    candidates: dict[str, None] = field(default_factory=dict)
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, name) for name in _PICKLED]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        if len(state) == len(_PICKLED) - 1:  # before the zset was mirrored
+            state = [*state, None]
+        for name, value in zip(_PICKLED, state, strict=True):
+            object.__setattr__(self, name, value)
+        for tp in self.topics.values():
+            if tp.at is None:  # pickled before lazy shifting
+                tp.at = self.bucket
+        self.candidates = dict.fromkeys(self.topics)
+
+
+_PICKLED = (
+    "community", "model", "topics", "activity", "activity_level", "pending_activity", "bucket", "seen",
+    "clock", "recent_posts", "scored", "abs_err", "alerts", "ignored", "ranked",
+)  # fmt: skip
+"""TrendState's pickled fields, in order (snapshots written before ``ranked`` end at ``ignored``)."""
 
 
 @dataclass(slots=True)
@@ -221,6 +272,7 @@ class TrendingTopics:
         self.max_recent_posts = c.max_recent_posts
         self.retention_seconds = c.retention_seconds
         self.learning_rate = c.learning_rate
+        self._keys: dict[str, dict[str, str]] = {}  # community → topic → its hash key (a memo)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrendingTopics:
@@ -269,17 +321,22 @@ class TrendingTopics:
             parent = st.recent_posts.get(ev.reply_to)
             if parent:
                 self._engage(st, parent, ev.member, 2)
-        topics = topics_with_tags(analysis_of(ev), ev.tags, self.max_topics_per_post)
+        topics = self._topics(analysis_of(ev), ev.tags)
         if not topics:
             return
         st.activity[age] += len(topics)
         member = sys.intern(ev.member)
         credit = self._credit
+        b = st.bucket
+        all_topics, candidates = st.topics, st.candidates
         for name in topics:
-            tp = st.topics.get(name)
+            tp = all_topics.get(name)
             if tp is None:
-                tp = st.topics[name] = Topic(self.ring, ev.ts)
+                tp = all_topics[name] = Topic(self.ring, ev.ts, b)
+            elif tp.at != b:
+                self._sync(tp, b)
             tp.counts[age] += 1
+            candidates[name] = None
             credit(tp, member, 2)
             touched[name] = None
             if age == 0:
@@ -291,11 +348,41 @@ class TrendingTopics:
         if len(st.topics) > 2 * self.max_topics:
             self._prune(st)
 
+    def _topics(self, analysis: TextAnalysis, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """:func:`~online_models.text_stage.topics_with_tags`, with each tag's topic remembered
+        (``tag_topic`` runs a regex per tag; tags repeat)."""
+        mine: tuple[str, ...] = ()
+        if tags:
+            memo = _TAG_TOPICS
+            mine = memo.get(tags)  # type: ignore[assignment]
+            if mine is None:
+                if len(memo) >= TAG_MEMO:
+                    memo.clear()
+                mine = memo[tags] = tuple(
+                    dict.fromkeys(t for t in map(tag_topic, tags) if t and len(t) <= MAX_TOPIC_CHARS)
+                )
+        found = analysis.topics
+        if not mine:
+            topics = found if len(set(found)) == len(found) else tuple(dict.fromkeys(found))
+        else:
+            merged = dict.fromkeys(mine)
+            merged.update(dict.fromkeys(found))
+            topics = tuple(merged)
+        return topics[: self.max_topics_per_post]
+
     def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
         member = sys.intern(member)
+        b = st.bucket
+        get = st.topics.get
         for name in topics:
-            tp = st.topics.get(name)
+            tp = get(name)
             if tp is not None:
+                members = tp.members
+                if member in members:  # _credit's first case, inline (most engagements)
+                    members[member] += points
+                    continue
+                if tp.at != b:
+                    self._sync(tp, b)
                 self._credit(tp, member, points)
 
     def _credit(self, tp: Topic, member: str, points: int) -> None:
@@ -303,12 +390,15 @@ class TrendingTopics:
         its points (the classic over-estimate that keeps true heavy hitters in).  Topics of a
         single mention and no level (most of a long-tailed vocabulary) keep no members."""
         members = tp.members
+        if member in members:
+            members[member] += points
+            return
         if not members and tp.level < 0.5 and sum(tp.counts[: self.buckets + 1]) < 2:
             return
-        if member in members or len(members) < self.members_per_topic:
-            members[member] = members.get(member, 0) + points
+        if len(members) < self.members_per_topic:
+            members[member] = points
             return
-        low = min(members, key=lambda m: (members[m], m))
+        low = min(zip(members.values(), members, strict=True))[1]  # least engaged, then first name
         members[member] = members.pop(low) + points
 
     # --- time ------------------------------------------------------------------------------------
@@ -317,28 +407,51 @@ class TrendingTopics:
         ring, alpha, per_window = self.ring, self.alpha, self.buckets
         gap = b - st.bucket
         steps = min(gap, ring)
-        for _ in range(steps):
-            for tp in st.topics.values():  # read each step: a window boundary may prune
-                c = tp.counts
-                tp.level += alpha * (c[0] * per_window - tp.level)
-                c.pop()
-                c.insert(0, 0)
-            act = st.activity
+        act = st.activity
+        for _ in range(steps):  # topics follow lazily (_sync), all of them at a window boundary
             st.activity_level += alpha * (act[0] * per_window - st.activity_level)
             act.pop()
             act.insert(0, 0)
             st.seen += 1
             st.bucket += 1
             if st.bucket % per_window == 0:
+                self._sync_all(st)
                 self._window_boundary(st)
         if gap > steps:  # a long silence: only zeros, so decay in one step and forget forecasts
+            self._sync_all(st)
             keep = (1.0 - alpha) ** (gap - steps)
             for tp in st.topics.values():
                 tp.level *= keep
                 tp.pending = None
+                tp.at = b  # its counts are all 0
             st.activity_level *= keep
             st.seen += gap - steps
             st.bucket = b
+
+    def _sync(self, tp: Topic, b: int) -> None:
+        """Bring ``tp`` from bucket ``tp.at`` to ``b``: its level absorbs the buckets that ended
+        (the same float operations, in the same order, as one bucket step at a time), its counts
+        shift.  ``b - tp.at`` is at most ``buckets_per_window``: window boundaries sync all."""
+        k = b - tp.at
+        if k <= 0:
+            return
+        alpha = self.alpha
+        c = tp.counts
+        level = tp.level
+        level += alpha * (c[0] * self.buckets - level)
+        for _ in range(k - 1):
+            level += alpha * (0 - level)
+        tp.level = level
+        ring = self.ring
+        tp.counts = [0] * k + c[: ring - k] if k < ring else [0] * ring
+        tp.at = b
+
+    def _sync_all(self, st: TrendState) -> None:
+        b = st.bucket
+        sync = self._sync
+        for tp in st.topics.values():
+            if tp.at != b:
+                sync(tp, b)
 
     def level_factor(self, st: TrendState) -> float:
         """Bias correction of the levels: they start at 0 with the community (as Adam's moments do)."""
@@ -370,9 +483,8 @@ class TrendingTopics:
                 err[1] += abs(y - hour)
                 err[2] += abs(y - level)
                 st.scored += 1
-            done.append((topic_features(hour, recent, prev, level, act, per_window), y, level))
-        for x, y, level in done:
-            model.learn_one(x, y, level)
+            done.append((hour, recent, prev, level, act, per_window, y))
+        model.learn_many(done)
         # 2. Keep what the next window's forecasts will need; forget quiet long-tail terms.
         st.pending_activity = self._activity(st, corr)
         keep_level = self.keep_level
@@ -387,8 +499,10 @@ class TrendingTopics:
             tp.pending = (prev, level)
             if tp.members:
                 tp.members = {m: w * 4 // 5 for m, w in tp.members.items() if w > 1}
+        candidates = st.candidates
         for name in quiet:
             del st.topics[name]
+            candidates.pop(name, None)
         if len(st.topics) > self.max_topics:
             self._prune(st)
 
@@ -399,6 +513,7 @@ class TrendingTopics:
 
     def _prune(self, st: TrendState) -> None:
         """Keep the ``max_topics`` heaviest topics (level + last window's mentions; name breaks ties)."""
+        self._sync_all(st)
         corr, span = self.level_factor(st), self.buckets + 1
 
         def weight(item: tuple[str, Topic]) -> tuple[float, str]:
@@ -406,10 +521,13 @@ class TrendingTopics:
 
         keep = sorted(st.topics.items(), key=weight)[: self.max_topics]
         st.topics = dict(sorted(keep, key=lambda kv: (kv[1].first_seen, kv[0])))
+        st.candidates = {name: None for name in st.candidates if name in st.topics}
 
     # --- reading a topic -------------------------------------------------------------------------
     def _view(self, st: TrendState, tp: Topic, corr: float, act: float, coef: Coefficients) -> _View:
         per_window = self.buckets
+        if tp.at != st.bucket:
+            self._sync(tp, st.bucket)
         c = tp.counts
         hour = sum(c[: per_window + 1])
         recent = c[0] + c[1] + c[2]
@@ -423,14 +541,54 @@ class TrendingTopics:
         count = sum(c[: st.bucket % per_window + 1])  # in the current tumbling window
         return _View(count, forecast, recent / span, level, score)
 
+    def _views(
+        self, st: TrendState, names: Iterable[str], corr: float, act: float, coef: Coefficients
+    ) -> dict[str, _View]:
+        """:meth:`_view` of each of ``names`` (the same arithmetic, in the same order, with
+        :meth:`TopicForecaster.forecast` and :func:`trend_score` inlined and constants read once)."""
+        per_window = self.buckets
+        b, (w0, w1, w2, w3, w4) = coef
+        span = (2.0 + (st.clock % self.bucket_ms) / self.bucket_ms) / per_window
+        floor, min_recent, bw = self.min_baseline, self.min_recent, self.background_weight
+        bucket, sync, topics = st.bucket, self._sync, st.topics
+        tumbling = bucket % per_window + 1
+        log1p, log10 = math.log1p, math.log10
+        views = {}
+        for name in names:
+            tp = topics[name]
+            if tp.at != bucket:
+                sync(tp, bucket)
+            c = tp.counts
+            hour = sum(c[: per_window + 1])
+            recent = c[0] + c[1] + c[2]
+            level = tp.level * corr
+            s = level + 1.0
+            z = (
+                b
+                + (w0 * hour + w1 * recent * per_window / 2.0 + w2 * sum(c[per_window + 1 :]) + w3 * level)
+                / s
+                + w4 * act
+            )
+            forecast = z * s if z > 0.0 else 0.0
+            expected = max(level, floor) * span
+            score = log1p(forecast)
+            if bw:
+                score -= bw * log1p(level)
+            if recent >= min_recent and recent > expected:
+                score -= log10(max(poisson_sf(recent, expected), 1e-300))
+            views[name] = _View(sum(c[:tumbling]), forecast, recent / span, level, score)
+        return views
+
     def _check_surge(self, st: TrendState, name: str, tp: Topic, ts: int, out: Output) -> None:
+        if st.seen < self.warmup_buckets or st.bucket < tp.quiet_until:
+            return
         per_window = self.buckets
         c = tp.counts
         n = sum(c[: per_window + 1])
+        if 2 * n < self.surge_min_count:  # n_short <= n < either threshold (short_min >= half)
+            return
         k = self.surge_short_buckets
         n_short = sum(c[:k])
-        if st.seen < self.warmup_buckets or st.bucket < tp.quiet_until:
-            return
         frac = (ts % self.bucket_ms) / self.bucket_ms
         short_span = (k - 1 + frac) / per_window  # windows covered by the last k buckets
         short_min = max(self.surge_min_count / 2.0, self.surge_min_count * short_span)
@@ -499,10 +657,11 @@ class TrendingTopics:
         coef = st.model.coefficients()
         zkey = keys.trends(st.community)
         zadd: RedisCommand = ["ZADD", zkey]
+        gone: list[str] = []  # topics that left the zset: their hashes are deleted
         if refresh:
             ranked = self._rank(st, corr, act, coef)
             top = [name for _, name in ranked[: self.top_n]]
-            views = {name: self._view(st, st.topics[name], corr, act, coef) for name in top}
+            views = self._views(st, top, corr, act, coef)
             for name in top:
                 zadd += [_num(views[name].score), name]
             out.commands.append(["DEL", zkey])
@@ -510,39 +669,75 @@ class TrendingTopics:
                 out.commands.append(zadd)
             out.commands.append(self._themes(st, views, top))
             self._observe(st, out)
-            # Hashes: touched topics, and at a window boundary (counts restart) the whole top.
             window_start = st.bucket % self.buckets == 0
-            hashes = list(
-                dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
-            )
-            for name in hashes:
-                if name not in views:
-                    views[name] = self._view(st, st.topics[name], corr, act, coef)
+            before = st.ranked
+            st.ranked = {name: float(score) for name, score in zip(zadd[3::2], zadd[2::2], strict=True)}
+            if before is None:  # a snapshot from before the zset was mirrored: every hash, as then
+                hashes = list(
+                    dict.fromkeys([*(top if window_start else ()), *(n for n in touched if n in st.topics)])
+                )
+                views.update(self._views(st, [n for n in hashes if n not in views], corr, act, coef))
+            else:
+                # Hashes: the whole top at a window start (counts restart), else the topics that
+                # entered it or were mentioned; the topics that left it lose theirs.
+                hashes = top if window_start else [n for n in top if n in touched or n not in before]
+                gone = [n for n in before if n not in st.ranked]
         else:
-            hashes = [n for n in touched if n in st.topics]
-            if not hashes:
+            mentioned = [n for n in touched if n in st.topics]
+            if not mentioned:
                 return
-            views = {n: self._view(st, st.topics[n], corr, act, coef) for n in hashes}
-            supported = [n for n in hashes if self._supported(st.topics[n], corr)]
+            supported = [n for n in mentioned if self._supported(st, st.topics[n], corr)]
+            mirror = st.ranked
+            hashes = mentioned if mirror is None else [n for n in mentioned if n in mirror]
+            views = self._views(st, dict.fromkeys([*supported, *hashes]), corr, act, coef)
             for name in supported:
                 zadd += [_num(views[name].score), name]
             if supported:
                 out.commands += [zadd, ["ZREMRANGEBYRANK", zkey, 0, -(self.top_n + 1)]]
+                if mirror is not None:
+                    # What the two commands leave in the zset: lowest (score, member) trimmed first.
+                    added = {n for n in supported if n not in mirror}
+                    for name, score in zip(zadd[3::2], zadd[2::2], strict=True):
+                        mirror[name] = float(score)
+                    if len(mirror) > self.top_n:
+                        by_rank = sorted(mirror.items(), key=lambda kv: (kv[1], kv[0]))
+                        for name, _ in by_rank[: len(mirror) - self.top_n]:
+                            del mirror[name]
+                            if name not in added:  # it had a hash
+                                gone.append(name)
+                    hashes = [n for n in dict.fromkeys([*supported, *hashes]) if n in mirror]
+        topic_keys = self._keys.get(st.community)
+        if topic_keys is None or len(topic_keys) >= KEY_MEMO:
+            if len(self._keys) >= KEY_MEMO:
+                self._keys.clear()
+            topic_keys = self._keys[st.community] = {}
+        community, topics, retention, num = st.community, st.topics, self.retention_seconds, _num
+        commands = out.commands
         for name in hashes:
             v = views[name]
-            key = keys.trend_topic(st.community, name)
-            out.commands += [
+            key = topic_keys.get(name)
+            if key is None:
+                key = topic_keys[name] = keys.trend_topic(community, name)
+            level, momentum = v.level, v.momentum
+            commands.append(
                 [
-                    "HSET", key, "count", v.count, "forecast", _num(v.forecast), "growth", _num(v.growth),
-                    "level", _num(v.level), "momentum", _num(v.momentum), "score", _num(v.score),
-                    "first_seen", st.topics[name].first_seen,
-                ],
-                ["EXPIRE", key, self.retention_seconds],
-            ]  # fmt: skip
+                    "HSET", key, "count", v.count, "forecast", num(v.forecast),
+                    "growth", num((momentum + 1.0) / (level + 1.0)), "level", num(level),
+                    "momentum", num(momentum), "score", num(v.score), "first_seen", topics[name].first_seen,
+                ]
+            )  # fmt: skip
+            commands.append(["EXPIRE", key, retention])
+        for name in gone:
+            key = topic_keys.get(name)
+            if key is None:
+                key = topic_keys[name] = keys.trend_topic(community, name)
+            commands.append(["DEL", key])
 
-    def _supported(self, tp: Topic, corr: float) -> bool:
+    def _supported(self, st: TrendState, tp: Topic, corr: float) -> bool:
         """Ranked at all: ``min_support`` mentions in the last window, or a usual topic (level ≥ 1).
         A word said once is what someone said, not yet a topic of the community."""
+        if tp.at != st.bucket:
+            self._sync(tp, st.bucket)
         return tp.level * corr >= 1.0 or sum(tp.counts[: self.buckets + 1]) >= self.min_support
 
     def top(self, st: TrendState, n: int) -> list[str]:
@@ -565,11 +760,25 @@ class TrendingTopics:
         log1p = math.log1p
         ranked = []
         support = self.min_support
-        for name, tp in st.topics.items():
+        topics, candidates = st.topics, st.candidates
+        bucket, sync, alpha = st.bucket, self._sync, self.alpha
+        dropped = []
+        for name in candidates:
+            tp = topics.get(name)
+            if tp is None:
+                dropped.append(name)
+                continue
+            if tp.at != bucket:
+                sync(tp, bucket)
             c = tp.counts
             recent = c[0] + c[1] + c[2]
             level = tp.level * corr
             if level < 1.0 and sum(c[: per_window + 1]) < support:
+                # Not ranked; nor later until mentioned again if even after absorbing the current
+                # bucket its level stays under 1 (levels only decay, as the bias correction does).
+                raw = tp.level
+                if max(raw, raw + alpha * (c[0] * per_window - raw)) * corr < 0.99:
+                    dropped.append(name)
                 continue
             s = level + 1.0
             z = base + (w_hour * sum(c[: per_window + 1]) + w_recent * recent
@@ -582,6 +791,8 @@ class TrendingTopics:
             else:
                 score = log1p(forecast) - bw * log1p(level) if bw else log1p(forecast)
             ranked.append((-score, name))
+        for name in dropped:
+            del candidates[name]
         ranked.sort()
         return ranked
 
@@ -623,5 +834,10 @@ class TrendingTopics:
 
 
 def _num(value: float) -> str:
-    """A float as Redis should store it: 4 decimals, the same string in every process."""
+    """A float as Redis should store it: 4 decimals, the same string in every process —
+    ``repr(round(value, 4))``, from one correctly rounded ``.4f`` where that is the same string
+    (under 1e9, at most 13 significant digits: the shortest repr of the rounded float)."""
+    if -1e9 < value < 1e9:
+        text = f"{value:.4f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
     return repr(round(value, 4))

@@ -75,7 +75,7 @@ class MemoryStore:
                 n = len(ranked)
                 start, stop = int(args[0]), int(args[1])
                 start, stop = (start + n if start < 0 else start), (stop + n if stop < 0 else stop)
-                for member in ranked[max(start, 0) : stop + 1]:
+                for member in ranked[max(start, 0) : stop + 1] if stop >= 0 else ():  # as Redis: none
                     del self.zsets[key][member]
             elif op == "ZREMRANGEBYSCORE":
                 low, high = (float(str(a).lstrip("(")) for a in args)

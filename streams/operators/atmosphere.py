@@ -596,7 +596,8 @@ class AtmosphereIndex:
                 i += 1
             member = ev.member
             repeat = any(e[3] == member for e in tracked.values())
-            entry = [c.severe_text_lr[i], 0.0, ts, member, c.severe_repeat_weight if repeat else 1.0]
+            weight = c.severe_repeat_weight if repeat else 1.0
+            entry: list[Any] = [c.severe_text_lr[i], 0.0, ts, member, weight]
             tracked[ev.post] = entry  # type: ignore[union-attr]
             horizon = ts - c.severe_track_ms
             while tracked:

@@ -41,7 +41,9 @@ class DemoStory:
     [('topic_surge', True), ('atmosphere_drop', True)]
     """
 
-    def __init__(self, drop_at: float = 0.6, surge_at: float = 0.5, topic: str = "ai", rare: float = 0.15) -> None:
+    def __init__(
+        self, drop_at: float = 0.6, surge_at: float = 0.5, topic: str = "ai", rare: float = 0.15
+    ) -> None:
         self.drop_at, self.surge_at, self.topic = drop_at, surge_at, TOPIC_NAMES.index(topic)
         self.rare = rare
         self.script: list[StoryEvent] = []
@@ -59,7 +61,9 @@ class DemoStory:
         ranked = sorted(sim.communities, key=lambda c: -c.weight)
         if not self._quieted:  # from the start: the topic is rare there until the surge
             self._quieted = True
-            self._surge_target(sim).set_topics([self.rare if i == self.topic else 1.0 for i in range(N_TOPICS)])
+            self._surge_target(sim).set_topics(
+                [self.rare if i == self.topic else 1.0 for i in range(N_TOPICS)]
+            )
         if "topic_surge" not in done and elapsed >= self.surge_at:
             target = self._surge_target(sim)
             target.set_topics([30.0 if i == self.topic else 1.0 for i in range(N_TOPICS)])

@@ -86,8 +86,9 @@ def test_severe_drops_are_alerted_in_minutes_and_faster_than_by_the_z_test_alone
     assert early == 0  # no alert in the calm hours before any drop
     assert all(d <= 35 for d in delays), delays  # every drop caught within 35 minutes
     within = sum(d <= 10 for d in delays)
-    # Issue 18's target is every drop within 10 minutes; with 5-10 posts in those minutes that is
-    # not reachable at <= 1 false alarm a week (README): measured 8 of 16 (z-test alone: 6 of 16).
+    # Issue 18's target is every drop within 10 minutes; with 5-10 posts in those minutes (0-2 in
+    # two of these streams) that is not reachable at <= 1 false alarm a week (README): measured
+    # 9 of 16 (before the per-post model 8; z-test alone 6), tuned on other seeds (10-13).
     assert within >= len(delays) // 2, delays
     assert within > sum(d <= 10 for d in baseline), (delays, baseline)
 
@@ -107,15 +108,15 @@ def test_calm_week_with_bursts_of_complaints_raises_at_most_one_alert(seed: int)
 
 
 def test_a_snapshot_from_before_the_severe_path_restores_with_its_defaults():
-    """States pickled before issue 18 lack the three severe-path fields (the last ones)."""
+    """States pickled before issue 18 lack the four severe-path fields (the last ones)."""
     from streams.operators.atmosphere import AtmosphereState
 
     events = _stream(random.Random(9), T0, T0 + 3 * H, 30, CALM)
     _, states = run_locally(AtmosphereIndex(), sorted(events, key=lambda e: (e.ts, e.id)), batch=25)
     st = states["c"]
     old = AtmosphereState.__new__(AtmosphereState)
-    old.__setstate__(st.__getstate__()[:-3])
-    assert (old.neg_share, old.severe, old.severe_ts) == ([0.1, 0.1], 0.0, 0)
+    old.__setstate__(st.__getstate__()[:-4])
+    assert (old.neg_share, old.severe, old.severe_ts, old.severe_posts) == ([0.1, 0.1], 0.0, 0, {})
     assert (old.posts, old.reactions, old.index) == (st.posts, st.reactions, st.index)
     more = _stream(random.Random(10), T0 + 3 * H, T0 + 4 * H, 30, CALM)
     op = AtmosphereIndex()

@@ -22,6 +22,10 @@ event in *event time* (``ts``; never the wall clock), so outputs depend only on 
   streams a drop at ~200 posts/h is flagged in 3-40 minutes (median ~20), at 20 posts/h after an
   hour or more, if at all.  Channels with fewer than ``warmup_weight`` recent events (about three
   posts an hour) are not judged at all.
+- **Severe drop** (issue 18): beside the z-test, a CUSUM of "70 % of posts are bad" against the
+  community's usual share, one term per recent post; a post's term weighs its text score and the
+  reactions it drew so far (:meth:`AtmosphereIndex._severe`), so reactions are evidence alongside
+  posts without several reactions to one post counting as several posts.  Same evidence gate.
 - **Activity drop**: events per 10-minute slot, summed over the last three closed slots, against
   the community's own expectation for those UTC hours (an hour-of-day profile learnt over days,
   since nights are always quiet).  Operators only see a community when it has events, so a total
@@ -339,6 +343,7 @@ class AtmosphereState:
     severe: float = 0.0
     severe_ts: int = 0
     severe_posts: dict[str, list[Any]] = field(default_factory=dict)
+    severe_since: int = 0  # event time the statistic last restarted from 0
 
     def __getstate__(self) -> list[Any]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -504,7 +509,7 @@ class AtmosphereIndex:
             and ts - st.last_drop_alert >= c.cooldown_ms
             and self.evidence_ok(st, ts)
         ):
-            st.severe = 0.0
+            st.severe, st.severe_since = 0.0, ts
             self._raise_drop(st, ts, out)
             return
 
@@ -618,6 +623,8 @@ class AtmosphereIndex:
             r = entry[0] * c.severe_reaction_lr[0 if x < 0.0 else 1]
             cap = c.severe_lr_cap
             entry[0] = cap if r > cap else 1.0 / cap if r * cap < 1.0 else r
+            if entry[2] < st.severe_since:  # the statistic restarted after this post: its term is
+                return False  # no longer in the sum (its odds still teach p0)
         p0 = min(max(st.neg_share[0], 0.02), 0.5)
         p1, r = c.severe_p1, entry[0]
         term = math.log((p1 * r + 1.0 - p1) / (p0 * r + 1.0 - p0))
@@ -625,7 +632,10 @@ class AtmosphereIndex:
             term *= entry[4]
         s = st.severe + term - entry[1]
         entry[1] = term
-        st.severe = s if s > 0.0 else 0.0
+        if s > 0.0:
+            st.severe = s
+        else:  # the CUSUM restarts: posts before now no longer count, nor do their reactions
+            st.severe, st.severe_since = 0.0, ts
         return st.severe >= c.severe_h and st.posts >= c.severe_warmup_posts
 
     def evidence_ok(self, st: AtmosphereState, ts: int) -> bool:

@@ -344,6 +344,7 @@ class AtmosphereState:
     severe_ts: int = 0
     severe_posts: dict[str, list[Any]] = field(default_factory=dict)
     severe_since: int = 0  # event time the statistic last restarted from 0
+    severe_members: dict[str, int] = field(default_factory=dict)  # writers of the tracked posts
 
     def __getstate__(self) -> list[Any]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -600,8 +601,9 @@ class AtmosphereIndex:
             while i < len(bins) and x > bins[i]:
                 i += 1
             member = ev.member
-            repeat = any(e[3] == member for e in tracked.values())
-            weight = c.severe_repeat_weight if repeat else 1.0
+            members = st.severe_members  # member -> event time of their newest tracked post
+            weight = c.severe_repeat_weight if member in members else 1.0
+            members[member] = ts
             entry: list[Any] = [c.severe_text_lr[i], 0.0, ts, member, weight]
             tracked[ev.post] = entry  # type: ignore[union-attr]
             horizon = ts - c.severe_track_ms
@@ -611,6 +613,8 @@ class AtmosphereIndex:
                 if len(tracked) <= c.severe_track_posts and old[2] >= horizon:
                     break
                 del tracked[first]
+                if members.get(old[3]) == old[2]:
+                    del members[old[3]]
                 if not frozen:  # the usual share of bad posts, from the post's final odds
                     p, r = st.neg_share[0], old[0]
                     st.neg_share[0] = p + c.severe_share_alpha * (p * r / (p * r + 1.0 - p) - p)

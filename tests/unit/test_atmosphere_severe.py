@@ -108,16 +108,16 @@ def test_calm_week_with_bursts_of_complaints_raises_at_most_one_alert(seed: int)
 
 
 def test_a_snapshot_from_before_the_severe_path_restores_with_its_defaults():
-    """States pickled before issue 18 lack the five severe-path fields (the last ones)."""
+    """States pickled before issue 18 lack the six severe-path fields (the last ones)."""
     from streams.operators.atmosphere import AtmosphereState
 
     events = _stream(random.Random(9), T0, T0 + 3 * H, 30, CALM)
     _, states = run_locally(AtmosphereIndex(), sorted(events, key=lambda e: (e.ts, e.id)), batch=25)
     st = states["c"]
     old = AtmosphereState.__new__(AtmosphereState)
-    old.__setstate__(st.__getstate__()[:-5])
+    old.__setstate__(st.__getstate__()[:-6])
     assert (old.neg_share, old.severe, old.severe_ts) == ([0.1, 0.1], 0.0, 0)
-    assert (old.severe_posts, old.severe_since) == ({}, 0)
+    assert (old.severe_posts, old.severe_since, old.severe_members) == ({}, 0, {})
     assert (old.posts, old.reactions, old.index) == (st.posts, st.reactions, st.index)
     more = _stream(random.Random(10), T0 + 3 * H, T0 + 4 * H, 30, CALM)
     op = AtmosphereIndex()

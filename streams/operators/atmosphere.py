@@ -156,7 +156,8 @@ class AtmosphereConfig:
     severe_text_lr: tuple[float, ...] = (8.0, 3.0, 1.0, 0.2, 0.4, 0.2)  # P(bin | bad) / P(bin | not bad)
     severe_reaction_lr: tuple[float, float] = (8.0, 0.35)  # a negative / another reaction to the post
     severe_lr_cap: float = 1000.0  # one post's likelihood ratio stays within [1/cap, cap]
-    severe_track_posts: int = 32  # recent posts whose reactions still update their term
+    severe_track_posts: int = 64  # recent posts whose reactions still update their term (fewer: the
+    # likes that clear a busy community's mildly negative posts are lost, and false alarms rise)
     severe_track_ms: int = 30 * MINUTE_MS  # ... for this long after the post
     severe_repeat_weight: float = 0.5  # evidence of a post whose member has another recent one: one
     # member's string of complaints is not many members turning sour

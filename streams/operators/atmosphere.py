@@ -22,6 +22,10 @@ event in *event time* (``ts``; never the wall clock), so outputs depend only on 
   streams a drop at ~200 posts/h is flagged in 3-40 minutes (median ~20), at 20 posts/h after an
   hour or more, if at all.  Channels with fewer than ``warmup_weight`` recent events (about three
   posts an hour) are not judged at all.
+- **Severe drop** (issue 18): beside the z-test, a CUSUM of "70 % of posts are bad" against the
+  community's usual share, one term per recent post; a post's term weighs its text score and the
+  reactions it drew so far (:meth:`AtmosphereIndex._severe`), so reactions are evidence alongside
+  posts without several reactions to one post counting as several posts.  Same evidence gate.
 - **Activity drop**: events per 10-minute slot, summed over the last three closed slots, against
   the community's own expectation for those UTC hours (an hour-of-day profile learnt over days,
   since nights are always quiet).  Operators only see a community when it has events, so a total
@@ -139,18 +143,26 @@ class AtmosphereConfig:
     gate_posts: int = 3  # an alert needs this many posts scoring <= gate_score in the evidence window
     gate_members: int = 2  # ... from at least this many members
     gate_score: float = -0.3
-    # Severe drop (issue 18): a CUSUM of the log-likelihood ratio "negative share is severe_p1"
-    # against the community's usual share, over posts and reactions (reactions count as evidence),
-    # forgetting in time; it alerts (with the evidence gate) when it passes severe_h.
-    severe_p1: float = 0.7  # share of negative posts (<= negative_post) and reactions in a severe drop
-    severe_h: float = 10.0  # CUSUM threshold (log-likelihood ratio)
-    severe_half_life_ms: int = 15 * MINUTE_MS  # the statistic forgets in time: busy communities
-    # do not pile up more false alarms per week than quiet ones
-    severe_reaction_weight: float = 0.5  # reactions to one post move together: half the evidence
-    severe_event_decay: float = 0.95  # and per event (memory ~20 events): a busy community's
-    # statistic sums no more events than a quiet one's, so false alarms do not grow with volume
-    severe_warmup_posts: int = 50  # posts seen before the usual shares are trusted
-    severe_share_alpha: float = 0.005  # per event: learning rate of the usual shares (~200 events)
+    # Severe drop (issue 18): a CUSUM of the log-likelihood ratio "a share severe_p1 of posts is
+    # bad" against the community's usual share, one term per post.  A post's term weighs how bad
+    # it probably is: its text score (severe_text_lr) and the reactions it drew (severe_reaction_lr)
+    # are evidence about that one post, so reactions sharpen each post's term as they arrive but
+    # several reactions to one post never count as several posts (they come together).
+    severe_p1: float = 0.7  # share of bad posts in a severe drop
+    severe_h: float = 6.0  # CUSUM threshold (log-likelihood ratio; tuned on held-apart seeds, see README)
+    severe_half_life_ms: int = 20 * MINUTE_MS  # the statistic forgets in time
+    severe_event_decay: float = 1.0  # and per post (1: not at all)
+    severe_text_bins: tuple[float, ...] = (-0.5, -0.3, -0.05, 0.05, 0.3)  # upper bounds of score bins
+    severe_text_lr: tuple[float, ...] = (8.0, 3.0, 1.0, 0.2, 0.4, 0.2)  # P(bin | bad) / P(bin | not bad)
+    severe_reaction_lr: tuple[float, float] = (8.0, 0.35)  # a negative / another reaction to the post
+    severe_lr_cap: float = 1000.0  # one post's likelihood ratio stays within [1/cap, cap]
+    severe_track_posts: int = 64  # recent posts whose reactions still update their term (fewer: the
+    # likes that clear a busy community's mildly negative posts are lost, and false alarms rise)
+    severe_track_ms: int = 30 * MINUTE_MS  # ... for this long after the post
+    severe_repeat_weight: float = 0.5  # evidence of a post whose member has another recent one: one
+    # member's string of complaints is not many members turning sour
+    severe_warmup_posts: int = 50  # posts seen before the usual share is trusted
+    severe_share_alpha: float = 0.01  # per post: learning rate of the usual share of bad posts (~100)
     # Activity
     slot_ms: int = 10 * MINUTE_MS
     activity_slots: int = 3  # the rate compared is events in the last 3 closed slots (30 min)
@@ -325,11 +337,15 @@ class AtmosphereState:
     quiet_since: int = -1  # event time of the open activity_drop, -1: none
     quiet_id: str = ""
     last_quiet_alert: int = -(1 << 62)
-    # Severe drop: usual shares of negative posts and reactions (not learned during a drop) and
-    # the CUSUM statistic, decayed to severe_ts
+    # Severe drop: usual share of bad posts (index 0; not learned during a drop; index 1 is unused
+    # since the per-post model), the CUSUM statistic decayed to severe_ts, and the recent posts'
+    # evidence: post id -> [odds that it is bad, its term in the statistic, event time, member, weight]
     neg_share: list[float] = field(default_factory=lambda: [0.1, 0.1])
     severe: float = 0.0
     severe_ts: int = 0
+    severe_posts: dict[str, list[Any]] = field(default_factory=dict)
+    severe_since: int = 0  # event time the statistic last restarted from 0
+    severe_members: dict[str, int] = field(default_factory=dict)  # writers of the tracked posts
 
     def __getstate__(self) -> list[Any]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -489,13 +505,13 @@ class AtmosphereIndex:
         else:
             self._remember_reaction(st, ev.reaction, ev.member, ts)  # type: ignore[union-attr]
         if (
-            self._severe(st, channel, x, ts, frozen)
+            self._severe(st, ev, channel, x, ts, frozen)
             and not frozen
             and st.armed
             and ts - st.last_drop_alert >= c.cooldown_ms
             and self.evidence_ok(st, ts)
         ):
-            st.severe = 0.0
+            st.severe, st.severe_since = 0.0, ts
             self._raise_drop(st, ts, out)
             return
 
@@ -567,29 +583,65 @@ class AtmosphereIndex:
             if len(reactors) > c.evidence_members:
                 del reactors[0]
 
-    def _severe(self, st: AtmosphereState, channel: int, x: float, ts: int, frozen: bool) -> bool:
+    def _severe(self, st: AtmosphereState, ev: Event, channel: int, x: float, ts: int, frozen: bool) -> bool:
         """Update the severe-drop CUSUM with one post (channel 0) or reaction (1); True when it passes
-        ``severe_h``.  Each event adds log(p1/p0) when negative, log((1-p1)/(1-p0)) when not, where
-        p0 is the community's usual share of negative events of its kind and p1 ``severe_p1``: the
-        optimal sequential test of "most posts and reactions turned negative" against "as usual".
-        The sum forgets with ``severe_half_life_ms`` and never goes below 0."""
+        ``severe_h``.  Each recent post holds one term, log((p1·r + 1 − p1) / (p0·r + 1 − p0)): the
+        likelihood ratio of "a share p1 of posts is bad" (``severe_p1``) against the community's usual
+        share p0, given r, the odds that this post is bad from its text score and the reactions it
+        drew so far.  A reaction replaces its post's term, so a post's reactions sharpen its evidence
+        (at most log(p1/p0)) without counting as more posts.  The sum forgets with
+        ``severe_half_life_ms`` and never goes below 0.  p0 learns from each post's final odds."""
         c = self.config
-        negative = x <= c.negative_post if channel == 0 else x < 0.0
-        shares = st.neg_share
-        p0 = min(max(shares[channel], 0.02), 0.5)
-        if not frozen:
-            shares[channel] += c.severe_share_alpha * (negative - shares[channel])
-        if st.posts < c.severe_warmup_posts:
-            return False
-        p1 = c.severe_p1
-        llr = math.log(p1 / p0) if negative else math.log((1.0 - p1) / (1.0 - p0))
-        if channel:
-            llr *= c.severe_reaction_weight
         if ts > st.severe_ts:
             st.severe *= 0.5 ** ((ts - st.severe_ts) / c.severe_half_life_ms)
             st.severe_ts = ts
-        st.severe = max(0.0, st.severe * c.severe_event_decay + llr)
-        return st.severe >= c.severe_h
+        tracked = st.severe_posts
+        if channel == 0:
+            bins = c.severe_text_bins
+            i = 0
+            while i < len(bins) and x > bins[i]:
+                i += 1
+            member = ev.member
+            members = st.severe_members  # member -> event time of their newest tracked post
+            weight = c.severe_repeat_weight if member in members else 1.0
+            members[member] = ts
+            entry: list[Any] = [c.severe_text_lr[i], 0.0, ts, member, weight]
+            tracked[ev.post] = entry  # type: ignore[union-attr]
+            horizon = ts - c.severe_track_ms
+            while tracked:
+                first = next(iter(tracked))
+                old = tracked[first]
+                if len(tracked) <= c.severe_track_posts and old[2] >= horizon:
+                    break
+                del tracked[first]
+                if members.get(old[3]) == old[2]:
+                    del members[old[3]]
+                if not frozen:  # the usual share of bad posts, from the post's final odds
+                    p, r = st.neg_share[0], old[0]
+                    st.neg_share[0] = p + c.severe_share_alpha * (p * r / (p * r + 1.0 - p) - p)
+            st.severe *= c.severe_event_decay
+        else:
+            found = tracked.get(ev.post)  # type: ignore[union-attr]
+            if found is None:
+                return False  # a reaction to an older post: its evidence window has passed
+            entry = found
+            r = entry[0] * c.severe_reaction_lr[0 if x < 0.0 else 1]
+            cap = c.severe_lr_cap
+            entry[0] = cap if r > cap else 1.0 / cap if r * cap < 1.0 else r
+            if entry[2] < st.severe_since:  # the statistic restarted after this post: its term is
+                return False  # no longer in the sum (its odds still teach p0)
+        p0 = min(max(st.neg_share[0], 0.02), 0.5)
+        p1, r = c.severe_p1, entry[0]
+        term = math.log((p1 * r + 1.0 - p1) / (p0 * r + 1.0 - p0))
+        if term > 0.0:
+            term *= entry[4]
+        s = st.severe + term - entry[1]
+        entry[1] = term
+        if s > 0.0:
+            st.severe = s
+        else:  # the CUSUM restarts: posts before now no longer count, nor do their reactions
+            st.severe, st.severe_since = 0.0, ts
+        return st.severe >= c.severe_h and st.posts >= c.severe_warmup_posts
 
     def evidence_ok(self, st: AtmosphereState, ts: int) -> bool:
         """Enough people said something negative lately: one ranting member or a few reports alone

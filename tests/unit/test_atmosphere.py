@@ -338,4 +338,5 @@ def test_new_state_is_picklable_and_small() -> None:
     state = op.new_state("c")
     assert pickle.loads(pickle.dumps(state, protocol=5)) == state
     _, states = run(stream("p", T0, 12, 60, CALM))
-    assert len(pickle.dumps(states["p"], protocol=5)) < 4_000
+    # ~3 KB, plus the severe path's evidence of the last 30 minutes' posts (~30 here: ~1.2 KB)
+    assert len(pickle.dumps(states["p"], protocol=5)) < 5_000

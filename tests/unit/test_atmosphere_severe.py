@@ -1,6 +1,6 @@
 """Severe atmosphere drops (issue 18): >= 70 % negative posts and mostly negative reactions at
->= 30 posts an hour are alerted within 10 minutes, after a day of history or only 9 hours; calm
-streams with the odd burst of complaints raise nothing.
+>= 30 posts an hour are alerted in minutes (issue 18 asks within 10; README: 9 of these 16), after
+a day of history or only 9 hours; calm streams with the odd burst of complaints raise nothing.
 
 Post texts are real: human-rated tweets from VADER's ground truth (positive: mean rating >= 1.5,
 negative: <= -1.5) and Hacker News titles as the neutral chatter (``online_models/data/real``)."""
@@ -86,8 +86,9 @@ def test_severe_drops_are_alerted_in_minutes_and_faster_than_by_the_z_test_alone
     assert early == 0  # no alert in the calm hours before any drop
     assert all(d <= 35 for d in delays), delays  # every drop caught within 35 minutes
     within = sum(d <= 10 for d in delays)
-    # Issue 18's target is every drop within 10 minutes; with 5-10 posts in those minutes that is
-    # not reachable at <= 1 false alarm a week (README): measured 8 of 16 (z-test alone: 6 of 16).
+    # Issue 18's target is every drop within 10 minutes; with 5-10 posts in those minutes (0-2 in
+    # two of these streams) that is not reachable at <= 1 false alarm a week (README): measured
+    # 9 of 16 (before the per-post model 8; z-test alone 6), tuned on other seeds (10-13).
     assert within >= len(delays) // 2, delays
     assert within > sum(d <= 10 for d in baseline), (delays, baseline)
 
@@ -107,15 +108,16 @@ def test_calm_week_with_bursts_of_complaints_raises_at_most_one_alert(seed: int)
 
 
 def test_a_snapshot_from_before_the_severe_path_restores_with_its_defaults():
-    """States pickled before issue 18 lack the three severe-path fields (the last ones)."""
+    """States pickled before issue 18 lack the six severe-path fields (the last ones)."""
     from streams.operators.atmosphere import AtmosphereState
 
     events = _stream(random.Random(9), T0, T0 + 3 * H, 30, CALM)
     _, states = run_locally(AtmosphereIndex(), sorted(events, key=lambda e: (e.ts, e.id)), batch=25)
     st = states["c"]
     old = AtmosphereState.__new__(AtmosphereState)
-    old.__setstate__(st.__getstate__()[:-3])
+    old.__setstate__(st.__getstate__()[:-6])
     assert (old.neg_share, old.severe, old.severe_ts) == ([0.1, 0.1], 0.0, 0)
+    assert (old.severe_posts, old.severe_since, old.severe_members) == ({}, 0, {})
     assert (old.posts, old.reactions, old.index) == (st.posts, st.reactions, st.index)
     more = _stream(random.Random(10), T0 + 3 * H, T0 + 4 * H, 30, CALM)
     op = AtmosphereIndex()

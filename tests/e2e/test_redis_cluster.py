@@ -255,10 +255,13 @@ def test_the_bench_row_on_redis_cluster(make_settings, redis_client, tmp_path):
     stored offsets on a cluster it starts and stops itself."""
     from rich.console import Console
 
-    from streams.bench import BenchConfig, _Ui, measure_workers, publish_dataset, simulate
-    from streams.bench_cluster import measure_cluster
+    from streams.bench.cluster import measure_cluster
+    from streams.bench.config import BenchConfig
+    from streams.bench.data import publish_dataset, simulate
+    from streams.bench.ui import Ui
+    from streams.bench.workers import measure_workers
 
-    ui = _Ui(Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    ui = Ui(Console(file=open(os.devnull, "w")))  # noqa: SIM115
     settings = make_settings(partitions=3, batch_max=1000)
     messages, sim = simulate(6000, 20, 500, 1, 0.01)
     ds = publish_dataset(settings, "small", messages, sim, ui)

@@ -1,10 +1,12 @@
-"""Real worker processes for end-to-end tests: start ``pulse worker``, wait for it, kill it."""
+"""Real processes for end-to-end tests: ``pulse worker`` (start, catch up, kill), the simulator's stream
+published, and the Debian tools (Prometheus, Alertmanager) a test runs."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from streams.config import INPUT_TOPICS, Settings
@@ -21,6 +24,16 @@ from streams.simulator import SimConfig, Simulator
 from tests import reference
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def installed(binary: str) -> str:
+    """The path of a Debian tool the test runs (Prometheus, Alertmanager and their CLIs), or skip."""
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(
+            f"{binary} is not installed (Debian: apt-get install -y prometheus prometheus-alertmanager)"
+        )
+    return path
 
 
 def isolated_settings(test_id: str, **overrides: Any) -> Settings:

@@ -355,20 +355,28 @@ WORDS = (
 )
 
 
+_GAPS = st.integers(0, 3 * DAY)  # the fixed strategies, built once rather than at every draw
+_MEMBERS = st.integers(0, 5)
+_ACTIONS = st.sampled_from(("need", "offer", "offer", "resolve", "react", "edit"))
+_KINDS = st.sampled_from(("need", "offer"))
+_TEXTS = st.lists(st.sampled_from(WORDS), min_size=0, max_size=5)
+_TAGS = st.lists(st.sampled_from(("ai", "events", "hiring", "need")), max_size=2)
+
+
 @st.composite
 def streams(draw):
     events: list[Post | Reaction] = []
     open_ids: list[str] = []
     t = T0
     for i in range(draw(st.integers(5, 60))):
-        t += draw(st.integers(0, 3 * DAY))
-        member = f"u{draw(st.integers(0, 5))}"
-        action = draw(st.sampled_from(("need", "offer", "offer", "resolve", "react", "edit")))
+        t += draw(_GAPS)
+        member = f"u{draw(_MEMBERS)}"
+        action = draw(_ACTIONS)
         if action in ("need", "offer") or (action == "edit" and open_ids):
             pid = draw(st.sampled_from(open_ids)) if action == "edit" else f"p{i}"
-            kind = action if action != "edit" else draw(st.sampled_from(("need", "offer")))
-            text = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=5)))
-            tags = tuple(draw(st.lists(st.sampled_from(("ai", "events", "hiring", "need")), max_size=2)))
+            kind = action if action != "edit" else draw(_KINDS)
+            text = " ".join(draw(_TEXTS))
+            tags = tuple(draw(_TAGS))
             events.append(Post(f"e{i}", "c", member, t, pid, text, kind, tags, None))
             open_ids.append(pid)
         elif action == "resolve" and open_ids:

@@ -196,26 +196,34 @@ VALID: dict[str, st.SearchStrategy[Any]] = {  # values the schema accepts (dates
 }
 
 
+# the fixed strategies of documents(), built once rather than at every draw
+_TOPICS = st.sampled_from(sorted(FILES))
+_NOT_AN_OBJECT = st.one_of(st.lists(st.integers(0, 9), max_size=2), st.text(max_size=3), st.none())
+_FIELDS = {
+    topic: {"id": ids, "community": ids, "member": ids, "ts": times, **fields}
+    for topic, fields in FIELDS.items()
+}
+_EXTRA_NAME = st.text(max_size=5)
+_EXTRA_VALUE = st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.none())
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> tuple[str, Any]:
     """A topic and a document: valid field by field, or with each field possibly broken or missing."""
-    topic = draw(st.sampled_from(sorted(FILES)))
+    topic = draw(_TOPICS)
     if draw(st.integers(0, 30)) == 0:
-        return topic, draw(st.one_of(st.lists(st.integers(0, 9), max_size=2), st.text(max_size=3), st.none()))
+        return topic, draw(_NOT_AN_OBJECT)
     doc: dict[str, Any] = {}
-    common: dict[str, st.SearchStrategy[Any]] = {"id": ids, "community": ids, "member": ids, "ts": times}
     good = draw(st.integers(0, 2)) > 0  # two thirds of the documents draw only valid values
-    for name, strategy in {**common, **FIELDS[topic]}.items():
-        required = name in common or name in REQUIRED[topic]
+    for name, strategy in _FIELDS[topic].items():
+        required = name in ("id", "community", "member", "ts") or name in REQUIRED[topic]
         if good:
             if required or draw(st.booleans()):
                 doc[name] = draw(VALID[name])
         elif draw(st.integers(0, 9)) > 0 if required else draw(st.booleans()):
             doc[name] = draw(strategy)
     if draw(st.booleans()):
-        doc[draw(st.text(max_size=5))] = draw(
-            st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.none())
-        )
+        doc[draw(_EXTRA_NAME)] = draw(_EXTRA_VALUE)
     return topic, doc
 
 

@@ -30,6 +30,7 @@ both against the ``jsonschema`` library on generated events.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -184,6 +185,7 @@ class _RsvpIn(Struct, gc=False):
 _FAST_TYPES: dict[str, type[Struct]] = {"posts": _PostIn, "reactions": _ReactionIn, "rsvps": _RsvpIn}
 
 
+@functools.cache  # a compiled validator is a pure function: one per schema file and process
 def _compile(topic: str) -> Callable[[Any], Any]:
     schema = json.loads((SCHEMA_DIR / SCHEMA_FILES[topic]).read_text())
     # Formats off: parse_ts checks date-times more strictly (and faster) than the format regex.

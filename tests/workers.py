@@ -1,9 +1,12 @@
-"""Real worker processes for end-to-end tests: start ``pulse worker``, wait for it, kill it."""
+"""Real processes for end-to-end tests: ``pulse worker`` (start, catch up, kill), the simulator's stream
+published, and the Debian tools (Prometheus, Alertmanager) a test runs."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,13 +14,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from streams.config import INPUT_TOPICS, Settings
 from streams.processes import settings_env
+from streams.publisher import Outgoing, Publisher
+from streams.simulator import SimConfig, Simulator
 from tests import reference
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def installed(binary: str) -> str:
+    """The path of a Debian tool the test runs (Prometheus, Alertmanager and their CLIs), or skip."""
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(
+            f"{binary} is not installed (Debian: apt-get install -y prometheus prometheus-alertmanager)"
+        )
+    return path
 
 
 def isolated_settings(test_id: str, **overrides: Any) -> Settings:
@@ -96,6 +112,15 @@ def wait_caught_up(
         time.sleep(0.1)
 
 
+def catch_up(client: redis.Redis, settings: Settings, log: Path, timeout: float = 240) -> None:
+    """Start ``pulse worker``, wait until Redis holds every input partition to its end, stop it."""
+    worker = pulse("worker", settings=settings, log=log)
+    try:
+        wait_caught_up(client, settings, timeout=timeout, proc=worker)
+    finally:
+        stop(worker)
+
+
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
     """Signal the worker's whole process group and wait for it."""
     if proc.poll() is None:
@@ -107,6 +132,12 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
     return proc.returncode
+
+
+def publish_sim(settings: Settings, **config: Any) -> int:
+    """Publish the simulator's stream (``SimConfig(**config)``) to ``settings``' input topics."""
+    sim = Simulator(SimConfig(**config))
+    return Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
 
 
 def check_exact(client: redis.Redis, settings: Settings) -> reference.Expected:
@@ -147,14 +178,57 @@ def digests_under_hash_seeds(operator: str, stream: str, seeds: tuple[str, ...] 
         "rows = [[o.commands, [m.value for m in o.messages]] for o in outputs]\n"
         "print(hashlib.sha256(orjson.dumps(rows)).hexdigest())\n"
     )
-    return {
-        subprocess.run(
+    procs = [  # side by side: each is mostly the interpreter importing Pulse
+        subprocess.Popen(
             [sys.executable, "-c", code],
             env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=True,
             cwd=ROOT,
-        ).stdout.strip()
+        )
         for seed in seeds
-    }
+    ]
+    digests = set()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
+        digests.add(out.strip())
+    return digests
+
+
+def kill_three_times(client: redis.Redis, settings: Settings, log: Path) -> None:
+    """Three workers in turn, each SIGKILLed mid-stream (seeded): at a random moment of a batch,
+    right after a Redis commit, at a random moment again.  One that makes no progress is first
+    asked for its threads' stacks (SIGABRT: faulthandler, with ``PYTHONFAULTHANDLER`` set)."""
+    rng = random.Random(1234)
+    for how in ("during processing", "right after a Redis write", "during processing"):
+        worker = pulse("worker", settings=settings, log=log)
+        try:
+            wait_progress_changes(client)
+            if how == "during processing":
+                time.sleep(rng.uniform(0.05, 0.6))
+            else:
+                wait_progress_changes(client)
+        except AssertionError:
+            stop(worker, signal.SIGABRT, timeout=5)
+            print(log.read_text()[-6000:])
+            raise
+        finally:
+            stop(worker, signal.SIGKILL)
+
+
+def kill_one_of_two(client: redis.Redis, settings: Settings, tmp_path: Path) -> None:
+    """Two workers in one group; one SIGKILLed just after a commit: the other must take over its
+    partitions (after the session timeout) and bring every partition to its end."""
+    first = pulse("worker", settings=settings, log=tmp_path / "a.log")
+    second = pulse("worker", settings=settings, log=tmp_path / "b.log")
+    try:
+        wait_progress_changes(client)
+        time.sleep(0.3)
+        stop(first, signal.SIGKILL)
+        wait_caught_up(client, settings, timeout=240, proc=second)
+    finally:
+        stop(first, signal.SIGKILL)
+        stop(second)

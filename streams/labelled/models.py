@@ -21,6 +21,7 @@ from online_models.forecast import (
 )
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
+from streams.labelled.sampling import poisson
 from streams.operators.forecasts import DemandSupplyForecaster
 from streams.operators.turnout import TurnoutPredictor
 
@@ -68,17 +69,6 @@ class _Community:
 
 def _daily(hour: float, peak: float, evening: float) -> float:
     return 0.08 + math.exp(-(((hour - peak) / 3.2) ** 2)) + evening * math.exp(-(((hour - 20.5) / 2.0) ** 2))
-
-
-def _poisson(rnd: random.Random, lam: float) -> int:
-    """Poisson sample (Knuth for small means, a rounded normal beyond 30)."""
-    if lam > 30:
-        return max(0, round(rnd.gauss(lam, math.sqrt(lam))))
-    limit, k, p = math.exp(-lam), 0, rnd.random()
-    while p > limit:
-        k += 1
-        p *= rnd.random()
-    return k
 
 
 def _community(rnd: random.Random, k: int) -> _Community:
@@ -159,7 +149,7 @@ def _activity(rnd: random.Random, c: _Community, days: int, truth: Truth) -> lis
         truth.rates[(c.id, t0 // 1000)] = (lam_need, lam_offer)
         for kind, lam, weights in (("need", lam_need, c.need_tags), ("offer", lam_offer, c.offer_tags),
                                    ("post", 2 * lam_need, None)):  # fmt: skip
-            for _ in range(_poisson(rnd, lam)):
+            for _ in range(poisson(rnd, lam, normal_above=30)):
                 n = len(events)
                 tags = (
                     tuple(sorted(set(rnd.choices(TAGS, weights, k=rnd.choice((1, 1, 2)))))) if weights else ()
@@ -168,7 +158,7 @@ def _activity(rnd: random.Random, c: _Community, days: int, truth: Truth) -> lis
                 posts.append(pid)
                 ts = t0 + rnd.randrange(HOUR_MS)
                 events.append(Post(f"{c.id}-e{n}", c.id, member(), ts, pid, "…", kind, tags, None))
-        for _ in range(_poisson(rnd, 5 * (3 * lam_need + lam_offer))):
+        for _ in range(poisson(rnd, 5 * (3 * lam_need + lam_offer), normal_above=30)):
             if posts:
                 target = posts[-1 - rnd.randrange(min(50, len(posts)))]
                 ts = t0 + rnd.randrange(HOUR_MS)

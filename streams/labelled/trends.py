@@ -19,6 +19,7 @@ from typing import Any
 from online_models import trends as trend_model
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
+from streams.labelled.sampling import poisson
 from streams.operators.base import Output
 from streams.operators.runner import iter_locally, time_batches
 from streams.operators.trends import TrendingTopics
@@ -192,7 +193,7 @@ def topic_stream(
         n_posts = 0
         for t in range(START_MS, end_ms, minute):
             lam = rate * _daily(t, tz) / 60
-            for _ in range(_poisson(rng, lam)):
+            for _ in range(poisson(rng, lam, draw_at_zero=False)):
                 ts = t + rng.randrange(minute)
                 k = 1 if rng.random() < 0.6 else 2
                 topics = [base[min(_pick(cum, rng.random()), len(base) - 1)] for _ in range(k)]
@@ -200,7 +201,7 @@ def topic_stream(
                 n_posts += 1
             for s in community_surges:  # the surging topic's own mentions (and its old base rate)
                 extra = (s.rate(t) + s.base_rate) / 60 if s.base_rate else s.rate(t) / 60
-                for _ in range(_poisson(rng, extra)):
+                for _ in range(poisson(rng, extra, draw_at_zero=False)):
                     ts = t + rng.randrange(minute)
                     topics = [s.topic]
                     if rng.random() < 0.5:
@@ -220,16 +221,6 @@ def _pick(cum: list[float], u: float) -> int:
         else:
             hi = mid
     return lo
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    if lam <= 0:
-        return 0
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
 
 
 def _post(

@@ -182,12 +182,6 @@ class _TsFormatter:
 
     def json(self, ts: int, c: Community) -> int | str:
         """The same value as a JSON token (a quoted string or the integer), for f-string messages."""
-        if not c.ts_style:
-            return ts
-        day, rem = divmod(ts + c.offset_ms, 86_400_000)
-        d = self._days.get(day) or self._day(day)
-        if c.ts_style == 1:
-            return f'"{d}{_HMS[rem // 1000]}{_MS3[rem % 1000]}{c.suffix}"'
-        return f'"{d}{_HMS[rem // 1000]}{c.suffix}"'
+        return f'"{self(ts, c)}"' if c.ts_style else ts
 
 

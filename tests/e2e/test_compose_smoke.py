@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -53,7 +52,7 @@ from streams.cli import main as pulse_cli
 from streams.config import Settings
 from streams.evaluation.harness import encode
 from streams.labelled.atmosphere import DropScenario, generate
-from tests.workers import ROOT, stop, wait_caught_up
+from tests.workers import ROOT, installed, stop, wait_caught_up
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
@@ -88,15 +87,6 @@ def test_compose_worker_runs_every_operator() -> None:
 
 
 # --- the smoke run ---------------------------------------------------------------------------------
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        pytest.skip(
-            f"{binary} is not installed (Debian: apt-get install -y prometheus prometheus-alertmanager)"
-        )
-    return path
 
 
 def http_json(url: str, timeout: float = 5) -> Any:
@@ -182,7 +172,7 @@ class Stack:
             f"--web.listen-address={self.addresses['alertmanager:9093']}",
             f"--cluster.listen-address=127.0.0.1:{self.ports['cluster']}",
         ]
-        self.start("alertmanager", [need("prometheus-alertmanager"), *flags, *listen])
+        self.start("alertmanager", [installed("prometheus-alertmanager"), *flags, *listen])
 
     def start_prometheus(self) -> None:
         paths = self.volume_paths("prometheus")
@@ -198,7 +188,7 @@ class Stack:
         paths["/etc/prometheus/prometheus.yml"] = str(copy)
         flags = [_mapped(flag, paths) for flag in SERVICES["prometheus"]["command"]]
         listen = f"--web.listen-address={self.addresses['localhost:9090']}"
-        self.start("prometheus", [need("prometheus"), *flags, listen])
+        self.start("prometheus", [installed("prometheus"), *flags, listen])
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs.values()):
@@ -252,8 +242,8 @@ def publish_on_partition(bootstrap: str, scenario: DropScenario, partition: int)
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[Stack, redis.Redis, Settings]]:
-    need("prometheus")
-    need("prometheus-alertmanager")
+    installed("prometheus")
+    installed("prometheus-alertmanager")
     with (
         EmbeddedBroker(workdir=tmp_path / "broker") as broker,
         EmbeddedRedis(workdir=tmp_path / "redis") as redis_server,

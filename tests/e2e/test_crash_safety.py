@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import time
 from pathlib import Path
@@ -18,17 +17,20 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from infra.local_services import EmbeddedBroker, EmbeddedRedis
-from streams.publisher import Outgoing, Publisher
-from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
-from tests.workers import check_exact, pulse, stop, wait_caught_up, wait_progress_changes
+from tests.workers import (
+    catch_up,
+    check_exact,
+    kill_one_of_two,
+    kill_three_times,
+    publish_sim,
+    pulse,
+    stop,
+    wait_caught_up,
+    wait_progress_changes,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def publish_sim(settings, **config) -> int:
-    sim = Simulator(SimConfig(**config))
-    return Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
 
 
 def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(make_settings, redis_client, tmp_path):
@@ -37,24 +39,9 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(make_settin
     publish_sim(
         settings, seed=5, events=100_000, communities=40, members=4000, dup_rate=0.02, malformed_rate=0.005
     )
-    rng = random.Random(1234)
     log = tmp_path / "worker.log"
-    kills = 0
-    for how in ("during processing", "right after a Redis write", "during processing"):
-        worker = pulse("worker", settings=settings, log=log)
-        wait_progress_changes(redis_client)
-        if how == "during processing":
-            time.sleep(rng.uniform(0.05, 0.6))
-        else:
-            wait_progress_changes(redis_client)
-        stop(worker, signal.SIGKILL)
-        kills += 1
-    worker = pulse("worker", settings=settings, log=log)
-    try:
-        wait_caught_up(redis_client, settings, timeout=240, proc=worker)
-    finally:
-        stop(worker)
-    assert kills == 3
+    kill_three_times(redis_client, settings, log)
+    catch_up(redis_client, settings, log, timeout=240)
     expected = check_exact(redis_client, settings)
     assert expected.applied > 90_000
     restores = [float(line.split(" in ")[1].split(" s")[0]) for line in log.read_text().splitlines()
@@ -117,16 +104,7 @@ def test_rebalance_after_one_of_two_workers_is_killed(make_settings, redis_clien
     settings = make_settings(partitions=4, batch_max=1000)
     ensure_topics(settings)
     publish_sim(settings, seed=7, events=60_000, communities=30, members=3000, dup_rate=0.01)
-    first = pulse("worker", settings=settings, log=tmp_path / "a.log")
-    second = pulse("worker", settings=settings, log=tmp_path / "b.log")
-    try:
-        wait_progress_changes(redis_client)
-        time.sleep(0.3)
-        stop(first, signal.SIGKILL)
-        wait_caught_up(redis_client, settings, timeout=240, proc=second)
-    finally:
-        stop(first, signal.SIGKILL)
-        stop(second)
+    kill_one_of_two(redis_client, settings, tmp_path)
     check_exact(redis_client, settings)
 
 

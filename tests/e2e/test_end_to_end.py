@@ -14,7 +14,7 @@ import pytest
 from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
 from tests import reference
-from tests.workers import ROOT, pulse, settings_env, stop, wait_caught_up
+from tests.workers import ROOT, catch_up, settings_env
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +57,7 @@ def test_published_stream_lands_in_redis_exactly(engine, make_settings, redis_cl
     )  # fmt: skip
     assert published.returncode == 0, published.stderr.decode()[-2000:]
 
-    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
-    try:
-        wait_caught_up(redis_client, settings, timeout=180, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(redis_client, settings, tmp_path / "worker.log", timeout=180)
     records, dead = read_back(settings)
     expected = reference.recompute(records, settings)
     assert expected.applied > 2500 and expected.duplicates > 20

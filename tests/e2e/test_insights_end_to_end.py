@@ -22,7 +22,6 @@ every operator sees each community's events in event-time order and the results 
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import redis
 
 from online_models.trends import topics_of
 from streams.config import Settings
+from streams.labelled.sampling import poisson
 from streams.publisher import Outgoing, Publisher
 from streams.topics import ensure_topics
 from tests.reference import read_topic
@@ -130,14 +130,6 @@ class Script:
     ) -> None:
         starts = None if starts_at is None else self._ts(starts_at)
         self._add("rsvps", member, ts, meetup=meetup, status=status, starts_at=starts, capacity=capacity)
-
-
-def poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
 
 
 # --- the scripts ----------------------------------------------------------------------------------

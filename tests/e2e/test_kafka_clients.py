@@ -22,7 +22,7 @@ from streams.config import Settings
 from streams.simulator import SimConfig, SimMessage, Simulator
 from streams.topics import ensure_topics
 from tests import reference
-from tests.workers import pulse, stop, wait_caught_up
+from tests.workers import catch_up
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +53,7 @@ def test_aiokafka_publishes_a_stream_that_pulse_applies_exactly(
     assert sum(landed.values()) == len(messages)
     assert len({p for _, p in landed}) > 1  # keyed by community: spread over partitions
 
-    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
-    try:
-        wait_caught_up(redis_client, settings, timeout=180, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(redis_client, settings, tmp_path / "worker.log", timeout=180)
     records = [
         r for name in settings.input_topics for r in reference.read_topic(settings.kafka_bootstrap, name)
     ]

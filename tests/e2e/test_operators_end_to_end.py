@@ -9,17 +9,18 @@ import time
 import pytest
 import redis
 
-from streams.publisher import Outgoing, Publisher
-from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
-from tests.workers import check_exact, pulse, stop, wait_caught_up, wait_progress_changes
+from tests.workers import (
+    catch_up,
+    check_exact,
+    publish_sim,
+    pulse,
+    stop,
+    wait_caught_up,
+    wait_progress_changes,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def publish(settings, **config) -> None:
-    sim = Simulator(SimConfig(**config))
-    Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
 
 
 def keys(client, pattern: str) -> list[str]:
@@ -33,12 +34,8 @@ def scored_windows(client) -> int:
 def test_operator_keys_appear_beside_exact_activity(make_settings, redis_client, tmp_path):
     settings = make_settings(partitions=2, operators="forecasts,turnout")
     ensure_topics(settings)
-    publish(settings, seed=21, events=20_000, communities=6, members=600, span_seconds=3 * 86400)
-    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
-    try:
-        wait_caught_up(redis_client, settings, timeout=240, proc=worker)
-    finally:
-        stop(worker)
+    publish_sim(settings, seed=21, events=20_000, communities=6, members=600, span_seconds=3 * 86400)
+    catch_up(redis_client, settings, tmp_path / "worker.log", timeout=240)
     check_exact(redis_client, settings)
     forecasts = keys(redis_client, "pulse:forecast:*")
     assert len(forecasts) == 6
@@ -58,7 +55,7 @@ def test_killed_worker_continues_its_models_from_the_snapshots(make_settings, re
     windows per community."""
     settings = make_settings(partitions=2, batch_max=500, operators="forecasts,turnout")
     ensure_topics(settings)
-    publish(settings, seed=22, events=30_000, communities=6, members=600, span_seconds=4 * 86400)
+    publish_sim(settings, seed=22, events=30_000, communities=6, members=600, span_seconds=4 * 86400)
     log = tmp_path / "worker.log"
     worker = pulse("worker", settings=settings, log=log)
     deadline = time.monotonic() + 120
@@ -69,11 +66,7 @@ def test_killed_worker_continues_its_models_from_the_snapshots(make_settings, re
     before = scored_windows(redis_client)
     persisted = len(keys(redis_client, "pulse:state:*")) + len(keys(redis_client, "pulse:log:*"))
     assert persisted >= 1  # snapshots, or the events logged since (replayed on restart)
-    worker = pulse("worker", settings=settings, log=log)
-    try:
-        wait_caught_up(redis_client, settings, timeout=240, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(redis_client, settings, log, timeout=240)
     check_exact(redis_client, settings)
 
     clean_url = settings.redis_url.rsplit("/", 1)[0] + "/1"

@@ -10,30 +10,19 @@ them); the tests skip only when they are not installed.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.workers import ROOT
+from tests.workers import ROOT, installed
 
 RULES = ROOT / "infra" / "prometheus" / "rules" / "pulse.yml"
 RULE_TESTS = sorted((ROOT / "infra" / "prometheus" / "tests").glob("*.yml"))
 PROMETHEUS_YML = ROOT / "infra" / "prometheus" / "prometheus.yml"
 ALERTMANAGER_YML = ROOT / "infra" / "alertmanager" / "alertmanager.yml"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(
-            f"{name} is not installed (Debian: apt-get install -y prometheus prometheus-alertmanager)"
-        )
-    return path
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +35,7 @@ def rules() -> list[dict[str, Any]]:
 
 def test_promtool_rule_unit_tests_pass() -> None:
     assert RULE_TESTS
-    result = run(tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
+    result = run(installed("promtool"), "test", "rules", *map(str, RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -89,7 +78,7 @@ def test_rules_use_only_series_the_worker_exports() -> None:
 
 
 def test_prometheus_config_loads_with_the_rules(tmp_path: Path) -> None:
-    promtool = tool("promtool")
+    promtool = installed("promtool")
     result = run(promtool, "check", "config", str(PROMETHEUS_YML))
     assert result.returncode == 0, result.stdout + result.stderr
     # The compose file mounts the rules at /etc/prometheus/rules; point the copy at the repository's.
@@ -104,14 +93,14 @@ def test_prometheus_config_loads_with_the_rules(tmp_path: Path) -> None:
 
 
 def test_alertmanager_config_is_valid() -> None:
-    result = run(tool("amtool"), "check-config", str(ALERTMANAGER_YML))
+    result = run(installed("amtool"), "check-config", str(ALERTMANAGER_YML))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_alertmanager_routes_pulse_alerts() -> None:
     """amtool's routing test: community alerts and critical pages reach the configured receiver."""
-    amtool = tool("amtool")
+    amtool = installed("amtool")
     for labels in (
         ["alertname=PulseAtmosphereDrop", "severity=warning", "team=community", "kind=atmosphere_drop"],
         ["alertname=PulseWorkerDown", "severity=critical", "job=pulse-worker"],

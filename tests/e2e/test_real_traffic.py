@@ -23,7 +23,16 @@ from streams import keys
 from streams.api.server import API_ROUTES, serve_in_thread
 from streams.config import Settings
 from streams.topics import ensure_topics
-from tests.workers import ROOT, applied, check_exact, pulse, stop, wait_caught_up, wait_progress_changes
+from tests.workers import (
+    ROOT,
+    applied,
+    catch_up,
+    check_exact,
+    pulse,
+    stop,
+    wait_caught_up,
+    wait_progress_changes,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -262,11 +271,7 @@ def test_a_wrong_type_key_planted_mid_batch_leaves_redis_exactly_as_before(
     text = log.read_text()
     assert "nothing applied" in text and keys.atmosphere("alpha") in text and "Traceback" not in text
     redis_client.delete(keys.atmosphere("alpha"))
-    worker = pulse("worker", settings=settings, log=log)
-    try:
-        wait_caught_up(redis_client, settings, timeout=60, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(redis_client, settings, log, timeout=60)
     check_exact(redis_client, settings)
     assert redis_client.type(keys.atmosphere("alpha")) == b"hash"
 

@@ -19,16 +19,21 @@ import redis
 import requests
 
 from streams.publisher import Outgoing, Publisher
-from streams.simulator import SimConfig, Simulator
 from streams.topics import ensure_topics
-from tests.workers import applied, check_exact, pulse, stop, wait_caught_up, wait_progress_changes
+from tests.workers import (
+    applied,
+    catch_up,
+    check_exact,
+    kill_one_of_two,
+    kill_three_times,
+    publish_sim,
+    pulse,
+    stop,
+    wait_caught_up,
+    wait_progress_changes,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def publish_sim(settings, **config) -> int:
-    sim = Simulator(SimConfig(**config))
-    return Publisher(settings).publish(Outgoing(m.topic, m.key, m.value) for m in sim.messages())
 
 
 def tags_in_use(client: redis.RedisCluster) -> dict[int, int]:
@@ -48,11 +53,7 @@ def test_exact_on_a_cluster_with_every_operator(make_settings, redis_cluster, cl
     ensure_topics(settings)
     publish_sim(settings, seed=11, events=20_000, communities=30, members=1500, dup_rate=0.02,
                 malformed_rate=0.005)  # fmt: skip
-    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
-    try:
-        wait_caught_up(cluster_client, settings, timeout=300, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(cluster_client, settings, tmp_path / "worker.log", timeout=300)
     expected = check_exact(cluster_client, settings)
     assert expected.applied > 18_000
     placed = tags_in_use(cluster_client)
@@ -68,27 +69,9 @@ def test_sigkill_during_batches_on_a_cluster(
     ensure_topics(settings)
     publish_sim(settings, seed=5, events=60_000, communities=40, members=4000, dup_rate=0.02,
                 malformed_rate=0.005)  # fmt: skip
-    rng = random.Random(1234)
     log = tmp_path / "worker.log"
-    for how in ("during processing", "right after a Redis write", "during processing"):
-        worker = pulse("worker", settings=settings, log=log)
-        try:
-            wait_progress_changes(cluster_client)
-            if how == "during processing":
-                time.sleep(rng.uniform(0.05, 0.6))
-            else:
-                wait_progress_changes(cluster_client)
-        except AssertionError:
-            stop(worker, signal.SIGABRT, timeout=5)  # faulthandler writes every thread's stack to the log
-            print(log.read_text()[-6000:])
-            raise
-        finally:
-            stop(worker, signal.SIGKILL)
-    worker = pulse("worker", settings=settings, log=log)
-    try:
-        wait_caught_up(cluster_client, settings, timeout=240, proc=worker)
-    finally:
-        stop(worker)
+    kill_three_times(cluster_client, settings, log)
+    catch_up(cluster_client, settings, log, timeout=240)
     assert check_exact(cluster_client, settings).applied > 55_000
 
 
@@ -98,16 +81,7 @@ def test_rebalance_on_a_cluster_after_one_of_two_workers_is_killed(
     settings = make_settings(redis_url=redis_cluster.url, partitions=4, batch_max=1000)
     ensure_topics(settings)
     publish_sim(settings, seed=7, events=40_000, communities=30, members=3000, dup_rate=0.01)
-    first = pulse("worker", settings=settings, log=tmp_path / "a.log")
-    second = pulse("worker", settings=settings, log=tmp_path / "b.log")
-    try:
-        wait_progress_changes(cluster_client)
-        time.sleep(0.3)
-        stop(first, signal.SIGKILL)
-        wait_caught_up(cluster_client, settings, timeout=240, proc=second)
-    finally:
-        stop(first, signal.SIGKILL)
-        stop(second)
+    kill_one_of_two(cluster_client, settings, tmp_path)
     check_exact(cluster_client, settings)
 
 
@@ -255,10 +229,13 @@ def test_the_bench_row_on_redis_cluster(make_settings, redis_client, tmp_path):
     stored offsets on a cluster it starts and stops itself."""
     from rich.console import Console
 
-    from streams.bench import BenchConfig, _Ui, measure_workers, publish_dataset, simulate
-    from streams.bench_cluster import measure_cluster
+    from streams.bench.cluster import measure_cluster
+    from streams.bench.config import BenchConfig
+    from streams.bench.data import publish_dataset, simulate
+    from streams.bench.ui import Ui
+    from streams.bench.workers import measure_workers
 
-    ui = _Ui(Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    ui = Ui(Console(file=open(os.devnull, "w")))  # noqa: SIM115
     settings = make_settings(partitions=3, batch_max=1000)
     messages, sim = simulate(6000, 20, 500, 1, 0.01)
     ds = publish_dataset(settings, "small", messages, sim, ui)
@@ -345,11 +322,7 @@ def test_hostile_ids_cannot_steer_a_key_into_another_slot(
             doc, topic = {**base, "meetup": f"mt:{i % 5}", "status": "going"}, "rsvps"
         out.append(Outgoing(topic, c.encode(), json.dumps(doc).encode()))
     Publisher(settings).publish(out)
-    worker = pulse("worker", settings=settings, log=tmp_path / "worker.log")
-    try:
-        wait_caught_up(cluster_client, settings, timeout=200, proc=worker)
-    finally:
-        stop(worker)
+    catch_up(cluster_client, settings, tmp_path / "worker.log", timeout=200)
     check_exact(cluster_client, settings)
     from streams import queries
     from streams.sinks.cluster import connect

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from online_models.text_features import OnlineIDF, extract_terms, normalize_tag, tokenize
-from schemas.events import EventDecoder, Post, Reaction, Rejection, Rsvp
+from schemas.events import Post, Reaction, Rsvp
 from streams import keys
-from streams.operators.base import Output
 from streams.operators.matching import MatchConfig, MatchMaker, MatchState, matches_key
-from streams.simulator import SimConfig, Simulator
 from streams.sinks.memory import MemoryStore
+from tests import operator_runs
+from tests.operator_runs import replay, run_batch
 from tests.workers import digests_under_hash_seeds
 
 T0 = 1_767_225_600_000
@@ -29,14 +29,6 @@ def post(pid: str, member: str, kind: str, text: str, tags: tuple[str, ...] = ()
     return Post(
         f"e.{pid}.{ts}", kw.get("community", "c"), member, ts, pid, text, kind, tags, kw.get("reply_to")
     )
-
-
-def run(op: MatchMaker, events: list, states: dict | None = None) -> tuple[Output, dict[str, MatchState]]:
-    states = {} if states is None else states
-    for ev in events:
-        if ev.community not in states:
-            states[ev.community] = op.new_state(ev.community)
-    return op.apply_batch(states, events), states
 
 
 def apply_commands(store: MemoryStore, commands: list[list]) -> None:
@@ -110,7 +102,7 @@ def test_from_settings_reads_the_typed_knobs():
 
 
 def test_need_meets_offer_in_chinese_and_english_and_reasons_are_reported():
-    out, _ = run(
+    out, _ = run_batch(
         MatchMaker(),
         [
             post("n1", "ann", "need", "招聘前端工程师，需要React经验", ("hiring", "frontend")),
@@ -149,7 +141,7 @@ def test_need_meets_offer_in_chinese_and_english_and_reasons_are_reported():
 
 def test_a_member_is_never_matched_with_themself():
     op = MatchMaker()
-    out, states = run(
+    out, states = run_batch(
         op,
         [
             post("n1", "ann", "need", "Looking for a React frontend engineer", ("frontend",)),
@@ -167,7 +159,7 @@ def test_a_member_is_never_matched_with_themself():
 def test_track_record_and_recency_rank_equally_relevant_offers():
     text, tags = "Happy to review pitch decks for seed founders", ("pitch",)
     op = MatchMaker()
-    _, states = run(
+    _, states = run_batch(
         op,
         [
             post("o1", "bob", "offer", text, tags),
@@ -191,7 +183,7 @@ def test_track_record_and_recency_rank_equally_relevant_offers():
 
 def test_replies_to_a_resolved_need_count_as_past_matches():
     op = MatchMaker()
-    _, states = run(
+    _, states = run_batch(
         op,
         [
             post("n1", "ann", "need", "Need a venue for our meetup", ("events",)),
@@ -204,7 +196,7 @@ def test_replies_to_a_resolved_need_count_as_past_matches():
 
 
 def test_unrelated_posts_do_not_pair_and_a_shared_noise_tag_ranks_low():
-    _, states = run(
+    _, states = run_batch(
         MatchMaker(),
         [
             post(
@@ -225,7 +217,7 @@ def test_unrelated_posts_do_not_pair_and_a_shared_noise_tag_ranks_low():
 
 def test_resolved_need_leaves_the_index_and_every_list():
     op = MatchMaker()
-    out1, states = run(
+    out1, states = run_batch(
         op,
         [
             post("n1", "ann", "need", "Looking for seed investors in fintech", ("fundraising",)),
@@ -245,7 +237,7 @@ def test_resolved_need_leaves_the_index_and_every_list():
     assert set(redis) == {matches_key("c", "n1"), matches_key("c", "o1"), keys.match_index("c")}
     assert set(redis[keys.match_index("c")]) == {"n1", "o1"}
 
-    out2, _ = run(
+    out2, _ = run_batch(
         op, [post("x", "ann", "resolved", "Done, thanks!", (), T0 + 2 * MIN, reply_to="n1")], states
     )
     apply_commands(store, out2.commands)
@@ -256,14 +248,14 @@ def test_resolved_need_leaves_the_index_and_every_list():
     assert ["DEL", matches_key("c", "n1")] in out2.commands
     assert redis == {}  # o1's list lost its only candidate: deleted, not left stale
 
-    out3, _ = run(op, [post("n2", "cat", "need", "Looking for seed investors in fintech", ("fundraising",),
-                            T0 + 3 * MIN)], states)  # fmt: skip
+    out3, _ = run_batch(op, [post("n2", "cat", "need", "Looking for seed investors in fintech",
+                                  ("fundraising",), T0 + 3 * MIN)], states)  # fmt: skip
     assert [(m.value["need"], m.value["offer"]) for m in out3.messages] == [("n2", "o1")]
 
 
 def test_posts_expire_after_the_ttl_in_event_time():
     op = MatchMaker(MatchConfig(ttl_ms=DAY))
-    _, states = run(
+    _, states = run_batch(
         op,
         [
             post("n1", "ann", "need", "Looking for a React frontend engineer", ("frontend",)),
@@ -271,11 +263,11 @@ def test_posts_expire_after_the_ttl_in_event_time():
         ],
     )
     # Any event moves the community's clock: an RSVP a day after n1 closes n1 (not yet o1).
-    out, _ = run(op, [Rsvp("v1", "c", "dan", T0 + DAY, "m1", "going", (), None, None)], states)
+    out, _ = run_batch(op, [Rsvp("v1", "c", "dan", T0 + DAY, "m1", "going", (), None, None)], states)
     assert list(states["c"].posts) == ["o1"]
     assert out.commands[0] == ["DEL", matches_key("c", "n1")]
     assert ["DEL", matches_key("c", "o1")] in out.commands  # o1's list is empty now
-    out, _ = run(op, [Reaction("r1", "c", "dan", T0 + 2 * DAY, "o1", "like")], states)
+    out, _ = run_batch(op, [Reaction("r1", "c", "dan", T0 + 2 * DAY, "o1", "like")], states)
     assert states["c"].posts == {} and states["c"].index == {"need": {}, "offer": {}}
 
 
@@ -284,14 +276,14 @@ def test_oldest_posts_are_evicted_beyond_max_open_posts():
     events = [
         post(f"n{i}", f"u{i}", "need", f"need number {i} for react", ("react",), T0 + i) for i in range(8)
     ]
-    out, states = run(op, events)
+    out, states = run_batch(op, events)
     assert list(states["c"].posts) == ["n3", "n4", "n5", "n6", "n7"]
     assert [c for c in out.commands if c[0] == "DEL" and c[1].endswith((":n0", ":n1", ":n2"))]
 
 
 def test_redis_command_shapes_and_expire_follow_event_time():
     op = MatchMaker()
-    out, states = run(
+    out, states = run_batch(
         op,
         [
             post("n1", "ann", "need", "Looking for a React frontend engineer", ("frontend",)),
@@ -315,7 +307,7 @@ def test_posting_lists_and_keys_per_post_are_capped():
     cfg = MatchConfig(max_postings=4, max_query_keys=5, max_open_posts=100)
     op = MatchMaker(cfg)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
-    _, states = run(op, [post(f"o{i}", f"u{i}", "offer", words, ("x",), T0 + i) for i in range(20)])
+    _, states = run_batch(op, [post(f"o{i}", f"u{i}", "offer", words, ("x",), T0 + i) for i in range(20)])
     state = states["c"]
     assert all(len(p.keys) <= 5 for p in state.posts.values())
     assert all(len(postings) <= 4 for postings in state.index["offer"].values())
@@ -323,7 +315,7 @@ def test_posting_lists_and_keys_per_post_are_capped():
 
 def test_an_edit_rescores_and_reports_only_what_improved():
     op = MatchMaker()
-    _, states = run(
+    _, states = run_batch(
         op,
         [
             post("o1", "bob", "offer", "Happy to review pitch decks", ("pitch",)),
@@ -331,9 +323,11 @@ def test_an_edit_rescores_and_reports_only_what_improved():
         ],
     )
     before = states["c"].posts["n1"].top["o1"]
-    same, _ = run(op, [post("n1", "ann", "need", "Need help with our deck", ("pitch",), T0 + MIN)], states)
+    same, _ = run_batch(
+        op, [post("n1", "ann", "need", "Need help with our deck", ("pitch",), T0 + MIN)], states
+    )
     assert same.messages == []  # re-sent unchanged: nothing new to tell
-    better, _ = run(
+    better, _ = run_batch(
         op,
         [post("n1", "ann", "need", "Need someone to review our pitch decks", ("pitch",), T0 + 2 * MIN)],
         states,
@@ -361,20 +355,28 @@ WORDS = (
 )
 
 
+_GAPS = st.integers(0, 3 * DAY)  # the fixed strategies, built once rather than at every draw
+_MEMBERS = st.integers(0, 5)
+_ACTIONS = st.sampled_from(("need", "offer", "offer", "resolve", "react", "edit"))
+_KINDS = st.sampled_from(("need", "offer"))
+_TEXTS = st.lists(st.sampled_from(WORDS), min_size=0, max_size=5)
+_TAGS = st.lists(st.sampled_from(("ai", "events", "hiring", "need")), max_size=2)
+
+
 @st.composite
 def streams(draw):
     events: list[Post | Reaction] = []
     open_ids: list[str] = []
     t = T0
     for i in range(draw(st.integers(5, 60))):
-        t += draw(st.integers(0, 3 * DAY))
-        member = f"u{draw(st.integers(0, 5))}"
-        action = draw(st.sampled_from(("need", "offer", "offer", "resolve", "react", "edit")))
+        t += draw(_GAPS)
+        member = f"u{draw(_MEMBERS)}"
+        action = draw(_ACTIONS)
         if action in ("need", "offer") or (action == "edit" and open_ids):
             pid = draw(st.sampled_from(open_ids)) if action == "edit" else f"p{i}"
-            kind = action if action != "edit" else draw(st.sampled_from(("need", "offer")))
-            text = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=5)))
-            tags = tuple(draw(st.lists(st.sampled_from(("ai", "events", "hiring", "need")), max_size=2)))
+            kind = action if action != "edit" else draw(_KINDS)
+            text = " ".join(draw(_TEXTS))
+            tags = tuple(draw(_TAGS))
             events.append(Post(f"e{i}", "c", member, t, pid, text, kind, tags, None))
             open_ids.append(pid)
         elif action == "resolve" and open_ids:
@@ -394,7 +396,7 @@ def test_state_and_redis_stay_consistent(stream):
     store = MemoryStore()
     redis = store.zsets
     for at in range(0, len(events), batch):
-        out, states = run(op, events[at : at + batch], states)
+        out, states = run_batch(op, events[at : at + batch], states)
         apply_commands(store, out.commands)
         state = states["c"]
         posts = state.posts
@@ -422,14 +424,8 @@ def test_state_and_redis_stay_consistent(stream):
 # -- snapshot contract ---------------------------------------------------------------------------------
 
 
-def simulated_events(n: int = 6000) -> list:
-    decoder = EventDecoder(1_000_000, 300_000)
-    events = []
-    for m in Simulator(SimConfig(seed=5, events=n, communities=4, members=200, dup_rate=0.0)).messages():
-        ev = decoder.decode(m.topic, m.value)
-        if not isinstance(ev, Rejection):
-            events.append(ev)
-    return sorted(events, key=lambda e: e.ts)
+def simulated_events() -> list:
+    return operator_runs.simulated_events(seed=5, events=6000, communities=4, members=200)
 
 
 def labeled_events() -> list:
@@ -438,27 +434,12 @@ def labeled_events() -> list:
     return match_stream(seed=3, communities=2, days=6).events
 
 
-def replay(
-    events: list, batch: int, snapshot_every_batch: bool, config: MatchConfig | None = None
-) -> list[Output]:
-    op = MatchMaker(config)
-    states: dict = {}
-    outputs = []
-    for at in range(0, len(events), batch):
-        out, states = run(op, events[at : at + batch], states)
-        outputs.append(out)
-        if snapshot_every_batch:  # what a crash + restore does: state only through its snapshot
-            states = {c: pickle.loads(pickle.dumps(s, protocol=5)) for c, s in states.items()}
-            op = MatchMaker(config)
-    return outputs
-
-
 @pytest.mark.parametrize("source", [simulated_events, labeled_events])
 def test_snapshot_mid_stream_then_continue_gives_identical_outputs(source):
     events = source()
     config = MatchConfig(max_open_posts=60, max_terms=300)  # small limits: eviction paths run too
-    interrupted = replay(events, 97, snapshot_every_batch=True, config=config)
-    uninterrupted = replay(events, 97, snapshot_every_batch=False, config=config)
+    interrupted = replay(lambda: MatchMaker(config), events, 97, snapshot_every_batch=True)
+    uninterrupted = replay(lambda: MatchMaker(config), events, 97, snapshot_every_batch=False)
     assert interrupted == uninterrupted
     assert sum(len(o.messages) for o in uninterrupted) > 20
 
@@ -466,7 +447,7 @@ def test_snapshot_mid_stream_then_continue_gives_identical_outputs(source):
 def test_snapshots_stay_compact():
     events = labeled_events()
     op = MatchMaker()
-    _, states = run(op, events)
+    _, states = run_batch(op, events)
     for state in states.values():  # about 0.4 KB per open post plus the vocabulary
         assert len(pickle.dumps(state, protocol=5)) < 2048 * len(state.posts) + 64 * 1024
 

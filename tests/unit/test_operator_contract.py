@@ -8,26 +8,15 @@ import pickle
 
 import pytest
 
-from schemas.events import EventDecoder, Rejection
 from streams import keys
 from streams.config import Settings
 from streams.operators.base import Output
 from streams.operators.registry import OPERATORS, build_operator
 from streams.operators.runner import OperatorRunner, run_locally
-from streams.simulator import SimConfig, Simulator
 from streams.sinks.memory import MemoryStore
+from tests.operator_runs import simulated_events
 
 SETTINGS = Settings(_env_file=None)
-
-
-def simulated_events(n: int = 4000) -> list:
-    decoder = EventDecoder(SETTINGS.max_message_bytes, SETTINGS.max_future_seconds * 1000)
-    events = []
-    for m in Simulator(SimConfig(seed=3, events=n, communities=6, members=300, dup_rate=0.0)).messages():
-        ev = decoder.decode(m.topic, m.value)
-        if not isinstance(ev, Rejection):
-            events.append(ev)
-    return sorted(events, key=lambda e: e.ts)
 
 
 def run(name: str, events: list, batch: int, snapshot_every_batch: bool) -> list[Output]:
@@ -36,7 +25,7 @@ def run(name: str, events: list, batch: int, snapshot_every_batch: bool) -> list
 
 @pytest.fixture(scope="module")
 def events() -> list:
-    return simulated_events()
+    return simulated_events(seed=3, events=4000, communities=6, members=300)
 
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))

@@ -9,10 +9,11 @@ import pickle
 import pytest
 
 from online_models.recommender import MeetupAffinity
-from schemas.events import EventDecoder, Post, Reaction, Rejection, Rsvp
+from schemas.events import Post, Reaction, Rsvp
 from streams.operators.base import Output
-from streams.operators.recommendations import MeetupRecommender, RecoConfig, RecoState, recs_key
-from streams.simulator import SimConfig, Simulator
+from streams.operators.recommendations import MeetupRecommender, RecoConfig, recs_key
+from tests import operator_runs
+from tests.operator_runs import replay, run_batch
 from tests.workers import digests_under_hash_seeds
 
 T0 = 1_767_225_600_000
@@ -24,16 +25,6 @@ def rsvp(
     eid: str, member: str, meetup: str, status: str, ts: int, tags=("meetup",), starts=T0 + DAY, cap=None
 ):
     return Rsvp(eid, "c", member, ts, meetup, status, tuple(tags), starts, cap)
-
-
-def run(
-    op: MeetupRecommender, events: list, states: dict | None = None
-) -> tuple[Output, dict[str, RecoState]]:
-    states = {} if states is None else states
-    for ev in events:
-        if ev.community not in states:
-            states[ev.community] = op.new_state(ev.community)
-    return op.apply_batch(states, events), states
 
 
 # -- the wrapper -------------------------------------------------------------------------------------
@@ -116,7 +107,7 @@ def test_from_settings_reads_optional_fields():
 
 def test_recommends_upcoming_unanswered_meetups_that_are_not_full():
     op = MeetupRecommender()
-    out, states = run(
+    out, states = run_batch(
         op,
         [
             rsvp("e1", "bob", "past", "going", T0 - 2 * HOUR, starts=T0 - HOUR),  # already started
@@ -134,7 +125,7 @@ def test_recommends_upcoming_unanswered_meetups_that_are_not_full():
 
 def test_redis_command_shapes_and_expiry():
     op = MeetupRecommender(RecoConfig(recs_ttl_seconds=3600 * 24))
-    out, _ = run(
+    out, _ = run_batch(
         op,
         [
             rsvp("e1", "bob", "m1", "going", T0, starts=T0 + 5 * HOUR),
@@ -148,7 +139,7 @@ def test_redis_command_shapes_and_expiry():
     assert sorted(zadd[3::2]) == ["m1", "m2"]
     assert all(isinstance(s, float) for s in zadd[2::2]) and zadd[2::2] == sorted(zadd[2::2], reverse=True)
     assert ann[2] == ["EXPIRE", recs_key("c", "ann"), 24 * 3600]  # capped: m2 starts in 3 days
-    cat, _ = run(
+    cat, _ = run_batch(
         MeetupRecommender(),
         [
             rsvp("e1", "bob", "m1", "going", T0, starts=T0 + 5 * HOUR),
@@ -161,7 +152,7 @@ def test_redis_command_shapes_and_expiry():
 
 def test_members_without_candidates_get_their_key_deleted():
     op = MeetupRecommender()
-    out, _ = run(op, [rsvp("e1", "bob", "m1", "going", T0)])
+    out, _ = run_batch(op, [rsvp("e1", "bob", "m1", "going", T0)])
     assert out.commands == [["DEL", recs_key("c", "bob")]]
 
 
@@ -173,26 +164,26 @@ def test_reactions_to_tagged_posts_shape_recommendations():
         Post("p1", "c", "z", T0 + 1, "post1", "LLM evals", "post", ("ai", "llm"), None),
         *[Reaction(f"r{i}", "c", "ann", T0 + 2 + i, "post1", "insightful") for i in range(3)],
     ]
-    out, states = run(op, events)
+    out, states = run_batch(op, events)
     assert op.recommend(states["c"], "ann")[0][0] == "ai-night"
     assert any(c[1] == recs_key("c", "ann") for c in out.commands)  # a reaction makes a member active
     unknown = Reaction("r9", "c", "bob", T0 + 10, "no-such-post", "like")
-    assert run(op, [unknown], states)[0].commands == []
+    assert run_batch(op, [unknown], states)[0].commands == []
 
 
 def test_meetups_retire_after_check_ins_end():
     op = MeetupRecommender(RecoConfig(keep_after_start_ms=HOUR))
-    _, states = run(op, [rsvp("e1", "bob", "m1", "going", T0, starts=T0 + HOUR)])
+    _, states = run_batch(op, [rsvp("e1", "bob", "m1", "going", T0, starts=T0 + HOUR)])
     assert "m:m1" in states["c"].model.model.i_latents
-    run(op, [rsvp("e2", "bob", "m1", "attended", T0 + 90 * 60_000, starts=T0 + HOUR)], states)
+    run_batch(op, [rsvp("e2", "bob", "m1", "attended", T0 + 90 * 60_000, starts=T0 + HOUR)], states)
     assert "m1" in states["c"].meetups  # check-ins still count
-    run(op, [rsvp("e3", "bob", "m2", "going", T0 + 3 * HOUR, starts=T0 + DAY)], states)
+    run_batch(op, [rsvp("e3", "bob", "m2", "going", T0 + 3 * HOUR, starts=T0 + DAY)], states)
     assert "m1" not in states["c"].meetups and "m:m1" not in states["c"].model.model.i_latents
 
 
 def test_going_counts_follow_status_changes():
     op = MeetupRecommender()
-    _, states = run(
+    _, states = run_batch(
         op,
         [
             rsvp("e1", "bob", "m1", "going", T0),
@@ -207,14 +198,8 @@ def test_going_counts_follow_status_changes():
 # -- snapshot contract and quality ----------------------------------------------------------------------
 
 
-def simulated_events(n: int = 6000) -> list:
-    decoder = EventDecoder(1_000_000, 300_000)
-    events = []
-    for m in Simulator(SimConfig(seed=6, events=n, communities=4, members=200, dup_rate=0.0)).messages():
-        ev = decoder.decode(m.topic, m.value)
-        if not isinstance(ev, Rejection):
-            events.append(ev)
-    return sorted(events, key=lambda e: e.ts)
+def simulated_events() -> list:
+    return operator_runs.simulated_events(seed=6, events=6000, communities=4, members=200)
 
 
 def labeled_events() -> list:
@@ -223,26 +208,13 @@ def labeled_events() -> list:
     return reco_stream(seed=2, communities=2, days=6, members=80).events
 
 
-def replay(events: list, batch: int, snapshot_every_batch: bool, config: RecoConfig) -> list[Output]:
-    op = MeetupRecommender(config)
-    states: dict = {}
-    outputs = []
-    for at in range(0, len(events), batch):
-        out, states = run(op, events[at : at + batch], states)
-        outputs.append(out)
-        if snapshot_every_batch:
-            states = {c: pickle.loads(pickle.dumps(s, protocol=5)) for c, s in states.items()}
-            op = MeetupRecommender(config)
-    return outputs
-
-
 @pytest.mark.parametrize("source", [simulated_events, labeled_events])
 @pytest.mark.parametrize("tag_weight", [0.0, 1.0])
 def test_snapshot_mid_stream_then_continue_gives_identical_outputs(source, tag_weight):
     events = source()
     config = RecoConfig(tag_weight=tag_weight, max_members=40, max_items=30, max_meetups=8, max_posts=50)
-    interrupted = replay(events, 113, snapshot_every_batch=True, config=config)
-    uninterrupted = replay(events, 113, snapshot_every_batch=False, config=config)
+    interrupted = replay(lambda: MeetupRecommender(config), events, 113, snapshot_every_batch=True)
+    uninterrupted = replay(lambda: MeetupRecommender(config), events, 113, snapshot_every_batch=False)
     assert interrupted == uninterrupted  # what each key holds is in the snapshot too
     assert redis_after_each(interrupted) == redis_after_each(uninterrupted)
     assert sum(c[0] == "ZADD" for o in uninterrupted for c in o.commands) > 20
@@ -312,37 +284,37 @@ def test_an_unchanged_ranking_is_not_rewritten_not_even_after_a_reload():
         rsvp("e2", "bob", "m2", "going", T0, tags=("ai",), starts=T0 + 2 * DAY),
         rsvp("e3", "cat", "m3", "going", T0, tags=("web",), starts=T0 + 3 * DAY),
     ]
-    out, states = run(op, first)
+    out, states = run_batch(op, first)
     assert [c[0] for c in out.commands if c[1] == recs_key("c", "ann")] == ["DEL", "ZADD", "EXPIRE"]
     ranking = next(c[3::2] for c in out.commands if c[0] == "ZADD" and c[1] == recs_key("c", "ann"))
     # ann is active again and her ranking is the same: nothing to write for her
-    out, states = run(
+    out, states = run_batch(
         op, [rsvp("e4", "ann", "m1", "going", T0 + 1000, tags=("ai",), starts=T0 + DAY)], states
     )
     assert not [c for c in out.commands if c[1] == recs_key("c", "ann")]
     # a restored state knows what the key holds (the snapshot is committed with it): no write
     states = {c: pickle.loads(pickle.dumps(s, protocol=5)) for c, s in states.items()}
-    out, states = run(
+    out, states = run_batch(
         op, [rsvp("e5", "ann", "m1", "going", T0 + 2000, tags=("ai",), starts=T0 + DAY)], states
     )
     assert not [c for c in out.commands if c[1] == recs_key("c", "ann")]
     # once m2 has started it leaves her ranking: written
     late = rsvp("e9", "ann", "m9", "maybe", T0 + 2 * DAY + 1, tags=("x",), starts=T0 + 9 * DAY)
-    out, states = run(op, [late], states)
+    out, states = run_batch(op, [late], states)
     zadd = [c for c in out.commands if c[0] == "ZADD" and c[1] == recs_key("c", "ann")]
     assert zadd and zadd[0][3::2] != ranking
     # a member with nothing to recommend (every meetup answered): one DEL, then nothing
-    out, states = run(
+    out, states = run_batch(
         op, [rsvp("e6", "dan", "m1", "declined", T0 + 3000, tags=("ai",), starts=T0 + DAY)], states
     )
     states["c"].meetups["m2"].responders["dan"] = "declined"
     states["c"].meetups["m3"].responders["dan"] = "declined"
     states["c"].meetups["m9"].responders["dan"] = "declined"
-    out, states = run(
+    out, states = run_batch(
         op, [rsvp("e7", "dan", "m1", "declined", T0 + 4000, tags=("ai",), starts=T0 + DAY)], states
     )
     assert [c for c in out.commands if c[1] == recs_key("c", "dan")] == [["DEL", recs_key("c", "dan")]]
-    out, states = run(
+    out, states = run_batch(
         op, [rsvp("e8", "dan", "m1", "declined", T0 + 5000, tags=("ai",), starts=T0 + DAY)], states
     )
     assert not [c for c in out.commands if c[1] == recs_key("c", "dan")]

@@ -24,6 +24,7 @@ from online_models.trends import (
     trend_score,
 )
 from schemas.events import Event, Post, Reaction
+from streams.labelled.sampling import poisson
 from streams.labelled.trends import topic_stream
 from streams.operators.base import Output
 from streams.operators.runner import iter_locally, time_batches
@@ -111,14 +112,6 @@ def test_trend_score_prefers_a_small_topic_taking_off_over_a_big_steady_one():
     assert trend_score(30.0, 10, 10.0) > trend_score(20.0, 7, 6.7) > trend_score(5.0, 2, 1.7)
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
-
-
 def test_forecaster_learns_steady_series_better_than_last_value():
     rng = random.Random(3)
     model = TopicForecaster()
@@ -128,7 +121,7 @@ def test_forecaster_learns_steady_series_better_than_last_value():
     err_model = err_last = 0.0
     for window in range(400):
         for r in rates:
-            y = _poisson(rng, r)
+            y = poisson(rng, r)
             x = topic_features(last[r], last[r] / 3, last[r], level[r], 0.0, 6)
             if window >= 200:
                 err_model += abs(y - model.predict_one(x, level[r]))

@@ -1,88 +1,30 @@
-"""``pulse bench``'s Redis Cluster row: the batch engine on a local 3-primary Redis Cluster, on the
-same published data as the single-node row of the same run (issue 17).
-
-The cluster (``redis-server --cluster-enabled yes`` × 3, formed by ``redis-cli --cluster create``)
-is started for the row and stopped after it.  :func:`streams.bench.measure_workers` times the row
-exactly as it times the single-node rows, through :class:`ClusterView`, which answers the few
-calls it makes (``hmget`` of the progress fields, ``flushdb``, ``info``) from every primary.
-"""
+"""The capacity figures of the README's *Scaling out* section (``python -m streams.bench.capacity``):
+single-node vs Redis Cluster throughput and, with every operator on, Redis commands, CPU and memory
+per key kind; :func:`snapshot_sizes`: the bytes of each community's operator snapshot."""
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import base64
+import pickle
+import statistics
+import sys
+import tempfile
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from redis.cluster import RedisCluster
+import orjson
+import redis
+from rich.console import Console
 
-from streams import keys
-from streams.sinks.cluster import plain_url
-
-if TYPE_CHECKING:
-    from streams.bench import BenchConfig, Dataset, Throughput
-    from streams.bench_report import _Ui
-
-PRIMARIES = 3
-
-
-class ClusterView:
-    """The single-node calls ``measure_workers`` makes, answered by a Redis Cluster."""
-
-    def __init__(self, client: RedisCluster, partitions: int) -> None:
-        self.client = client
-        self.partitions = partitions
-
-    def hmget(self, key: str, fields: list[str]) -> list[bytes | None]:
-        """``fields`` of the progress hash: each field ``o:{topic}:{p}`` from partition p's hash."""
-        assert key == keys.PROGRESS
-        pipe = self.client.pipeline()
-        for name in fields:
-            pipe.hget(keys.tagged(keys.PROGRESS, int(name.rsplit(":", 1)[1])), name)
-        return list(pipe.execute())
-
-    def flushdb(self) -> None:
-        self.client.flushall(target_nodes=RedisCluster.PRIMARIES)
-
-    def info(self, section: str) -> dict[str, Any]:
-        """``INFO section`` summed over the primaries (CPU seconds, memory bytes)."""
-        replies = self.client.info(section, target_nodes=RedisCluster.PRIMARIES)
-        total: dict[str, Any] = {}
-        for reply in replies.values():
-            for name, value in reply.items():
-                if isinstance(value, int | float):
-                    total[name] = total.get(name, 0) + value
-        return total
-
-
-def measure_cluster(
-    ds: Dataset, cfg: BenchConfig, workdir: Path, ui: _Ui, single: Throughput | None = None
-) -> Throughput:
-    """One batch worker (default operators) over ``ds`` on a fresh local Redis Cluster; ``single``:
-    the single-node row of the same run, for the ratio."""
-    from infra.local_services import LocalRedisCluster
-    from streams.bench import measure_workers
-
-    with ui.status(f"starting a Redis Cluster of {PRIMARIES} primaries"):
-        cluster = LocalRedisCluster(masters=PRIMARIES, workdir=workdir / "cluster").start()
-    try:
-        client = RedisCluster.from_url(plain_url(cluster.url), socket_timeout=30)
-        view = ClusterView(client, ds.settings.partitions)
-        settings = ds.settings.model_copy(update={"redis_url": cluster.url})
-        on_cluster = dataclasses.replace(ds, settings=settings)
-        result = measure_workers(on_cluster, view, "pulse (batch, Redis Cluster)", cfg, workdir, ui)  # type: ignore[arg-type]
-        result.notes += f"; Redis Cluster of {PRIMARIES} primaries on this machine (one script per partition)"
-        if single is not None and single.events_per_s:
-            ratio = result.extra["ratio_to_single_node"] = round(result.events_per_s / single.events_per_s, 3)
-            result.notes += f"; {ratio:.2f}× single-node Redis in this run"
-        client.close()
-        return result
-    finally:
-        cluster.stop()
-
-
-# --------------------------------------------------------------------------------------------------
-# The capacity figures of the README's "Scaling out" section: python -m streams.bench_cluster
-# --------------------------------------------------------------------------------------------------
+from streams.bench.cluster import measure_cluster
+from streams.bench.config import BenchConfig
+from streams.bench.data import publish_dataset, simulate
+from streams.bench.scale import used_memory
+from streams.bench.ui import Ui
+from streams.bench.workers import measure_workers
+from streams.config import Settings
 
 
 def _calls(client: Any) -> int:
@@ -111,19 +53,9 @@ def _memory_by_kind(client: Any) -> dict[str, tuple[int, int]]:
 def capacity(events: int, communities: int, members: int, out: Path | None = None) -> dict[str, Any]:
     """Single-node vs Redis Cluster throughput (default operators), then every operator on a fresh
     single-node Redis: worker CPU per event, Redis commands and CPU per event, memory per key kind."""
-    import sys
-    import tempfile
-    import uuid
-
-    import orjson
-    import redis
-    from rich.console import Console
-
     from infra.local_services import embedded_services
-    from streams.bench import BenchConfig, _Ui, measure_workers, publish_dataset, simulate, used_memory
-    from streams.config import Settings
 
-    ui = _Ui(Console(width=None if sys.stdout.isatty() else 160))
+    ui = Ui(Console(width=None if sys.stdout.isatty() else 160))
     cfg = BenchConfig.make(events, quick=False)
     report: dict[str, Any] = {"events": events, "communities": communities, "members": members}
     with (
@@ -167,25 +99,10 @@ def capacity(events: int, communities: int, members: int, out: Path | None = Non
     return report
 
 
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=capacity.__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--communities", type=int, default=2_000)
-    parser.add_argument("--members", type=int, default=40_000)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    capacity(args.events, args.communities, args.members, args.out)
-
-
 def snapshot_sizes(events: int, communities: int, members: int, batch: int = 2000) -> dict[str, Any]:
     """Bytes of each community's operator snapshot (every operator on) after the simulator's stream,
     run in-process (pipeline + operators, no Kafka, no Redis): what ``pulse:state:{c}`` holds right
     after a compaction, against the community's event count."""
-    import statistics
-
-    from streams.config import Settings
     from streams.operators.registry import build_operators
     from streams.operators.runner import OperatorRunner
     from streams.pipeline import Message, Pipeline
@@ -233,7 +150,14 @@ def snapshot_sizes(events: int, communities: int, members: int, batch: int = 200
 
 
 def _blob_of(state: Any) -> bytes:
-    import base64
-    import pickle
-
     return base64.b64encode(pickle.dumps(state, protocol=5))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=capacity.__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--communities", type=int, default=2_000)
+    parser.add_argument("--members", type=int, default=40_000)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    capacity(args.events, args.communities, args.members, args.out)

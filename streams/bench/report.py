@@ -1,52 +1,68 @@
-"""What ``pulse bench`` shows: progress lines while it runs and the Markdown report after."""
+"""What ``pulse bench`` concludes and shows: the summary, the targets and the Markdown report."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from streams.bench.config import Throughput
+from streams.bench.latency import LatencyResult
 from streams.stage_costs import render_costs
 
-# --------------------------------------------------------------------------------------------------
-# Progress display
-# --------------------------------------------------------------------------------------------------
+
+def summarize(
+    operators: str,
+    events: int,
+    throughput: dict[str, Throughput],
+    latency: Sequence[LatencyResult],
+    costs: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, bool | None]]:
+    """The run's headline ratios and which targets it met (``None``: not measured, or a run with
+    another ``PULSE_OPERATORS`` than every operator, whose rows are not the targets')."""
+    pulse = throughput["pulse_batch"]
+    faust_base = throughput["faust_baseline"]
+    at_10k = next((r for r in latency if r.offered_rate == 10_000 and r.operators == operators), None)
+
+    def vs_faust(t: Throughput) -> float | None:
+        return round(t.events_per_s / faust_base.events_per_s, 2) if faust_base.events_per_s else None
+
+    two = throughput["pulse_batch_2_processes"]
+    summary = {
+        "operators": operators,
+        "pulse_events_per_s": round(pulse.events_per_s, 1),
+        "pulse_ratio_to_raw": pulse.ratio_to_raw,
+        "pulse_vs_faust_baseline": vs_faust(pulse),
+        "pulse_faust_engine_vs_faust_baseline": vs_faust(throughput["pulse_faust"]),
+        "core_ratio_to_raw": throughput["pulse_batch_core"].ratio_to_raw,
+        "two_processes_speedup": round(two.events_per_s / pulse.events_per_s, 3)
+        if pulse.events_per_s
+        else None,
+        "in_process_us_per_event": costs["total_us_per_event"],
+    }
+    rss_ok = pulse.peak_rss_bytes is not None and pulse.peak_rss_bytes <= 500 * 2**20
+    targets: dict[str, bool | None] = {
+        "all operators: ≥ 50 % of the raw consumer's events/s": (pulse.ratio_to_raw or 0) >= 0.5,
+        "all operators: p99 publish → visible ≤ 250 ms at 10,000 events/s": (
+            (at_10k.p99_ms <= 250 and at_10k.kept_up) if at_10k else None
+        ),
+        "all operators: need/offer → candidate visible p99 ≤ 1 s at 10,000 events/s": (
+            (at_10k.p99_ms <= 1000 and at_10k.kept_up) if at_10k else None
+        ),
+        "Faust engine, all operators: ≥ 10× the idiomatic Faust baseline": (
+            (summary["pulse_faust_engine_vs_faust_baseline"] or 0) >= 10
+        ),
+        "batch engine, all operators: ≥ 10× the idiomatic Faust baseline": (
+            summary["pulse_vs_faust_baseline"] or 0
+        )
+        >= 10,
+        f"all operators: peak RSS ≤ 500 MB on the {events:,}-event stream": rss_ok,
+    }
+    if operators not in ("all", "default"):
+        targets = dict.fromkeys(targets)
+    return summary, targets
 
 
-class _Ui:
-    """Rich status/progress lines for the phases of a run (quiet ones when not a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    @contextlib.contextmanager
-    def status(self, text: str) -> Iterator[None]:
-        with self.console.status(text):
-            yield
-
-    @contextlib.contextmanager
-    def progress(self, text: str, total: int) -> Iterator[Callable[[int], None]]:
-        bar = Progress(
-            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=True,
-        )  # fmt: skip
-        with bar:
-            task = bar.add_task(text, total=total)
-            yield lambda n: bar.update(task, completed=n)
-
-    def done(self, text: str) -> None:
-        self.console.print(f"[green]✓[/] {text}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------------
-
-
-def _mb(n: int | None) -> str:
+def mb(n: int | None) -> str:
     return f"{n / 2**20:.0f} MB" if n else "–"
 
 
@@ -77,7 +93,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for t in report["throughput"].values():
         ratio = _num(t["ratio_to_raw"], ".3f")
         cpu = _num(t["cpu_us_per_message"], ".1f")
-        rss = _mb(t["peak_rss_bytes"])
+        rss = mb(t["peak_rss_bytes"])
         lines.append(f"| {t['name']} | {t['events_per_s']:,.0f} | {ratio} | {cpu} | {rss} | {t['notes']} |")
     s = report["summary"]
     lines += [
@@ -125,7 +141,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['communities']:,} | {r['members']:,} | {r['messages']:,} | {r['events_per_s']:,.0f}"
             f" | {_num(r['ratio_to_raw'], '.3f')} | {_num(r['cpu_us_per_message'], '.1f')}"
-            f" | {_mb(r['peak_rss_bytes'])}"
+            f" | {mb(r['peak_rss_bytes'])}"
             f" | {r['active_members']:,}"
             f" | {r['bytes_per_active_member']:,.0f} |"
         )
@@ -140,5 +156,3 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-

@@ -83,7 +83,10 @@ def test_every_operator_shares_one_log_and_one_snapshot_hash_and_restores_exactl
     batch's events are stored once, not once per operator); restored from it, a runner with
     every operator publishes what the uninterrupted one does."""
     batches = [events[at : at + 200] for at in range(0, len(events), 200)]
-    build = lambda: OperatorRunner([build_operator(n, SETTINGS) for n in sorted(OPERATORS)], snapshot_every=3, snapshot_events=0)  # noqa: E731
+    def build() -> OperatorRunner:
+        operators = [build_operator(n, SETTINGS) for n in sorted(OPERATORS)]
+        return OperatorRunner(operators, snapshot_every=3, snapshot_events=0)
+
     runner, store = build(), MemoryStore()
     expected, held = [], None
     for k, batch in enumerate(batches):

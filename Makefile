@@ -5,7 +5,8 @@
 #   make test    the whole suite, tests/unit and tests/e2e (starts its own broker, Redis ...); installs
 #                Debian's prometheus and prometheus-alertmanager if missing (root only): promtool, amtool
 #                and both servers run the rule tests and the compose smoke test
-#   make test-fast  the unit tier only (tests/unit + doctests): no services, under two minutes
+#   make test-fast  the unit tier only (tests/unit + doctests): no services, on every core (pytest-xdist),
+#                under two minutes
 #   make demo    pulse demo  (embedded broker + Redis unless PULSE_KAFKA_BOOTSTRAP / PULSE_REDIS_URL are set)
 #   make bench   pulse bench
 #   make lint    ruff + mypy
@@ -71,7 +72,7 @@ test: venv prometheus
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=5 tests/unit streams schemas online_models studies $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=5 -n auto tests/unit streams schemas online_models studies $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/pulse demo $(ARGS)

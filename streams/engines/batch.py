@@ -71,7 +71,7 @@ class _InFlight:
     output: Output
     generation: int  # the engine's rebalance count when it was computed
     started: float  # perf_counter when its processing began
-    future: Future[float]  # the commit's duration, or its exception
+    future: Future[None]  # done when the commit ended; holds its exception if it failed
 
 
 class BatchEngine:
@@ -188,7 +188,7 @@ class BatchEngine:
                     continue
                 if self.overlap:
                     assert self._committer is not None
-                    future = self._committer.submit(self._commit_once, result)
+                    future = self._committer.submit(self._commit_once, result, output)
                     self.inflight = _InFlight(result, output, generation, started, future)
                     continue
                 committed = self.applier.commit(result, self._wait_paused, output)
@@ -212,11 +212,12 @@ class BatchEngine:
             self.producer.flush(10)
 
     # --- the commit in flight --------------------------------------------------------------------
-    def _commit_once(self, result: BatchResult) -> float:
-        """In the commit thread: one attempt (retries, which poll the consumer, are the loop's)."""
+    def _commit_once(self, result: BatchResult, output: Output) -> None:
+        """In the commit thread: one attempt (retries, which poll the consumer, are the loop's);
+        once it landed, its counts and gauges at once, so /metrics never lags what Redis shows."""
         started = time.perf_counter()
         self.store.commit(result)
-        return time.perf_counter() - started
+        self.applier.committed(result, output, time.perf_counter() - started)
 
     def _await_inflight(self) -> None:
         """Wait until the commit in flight has ended, however it ended (:meth:`_settle` reads it)."""
@@ -229,8 +230,7 @@ class BatchEngine:
         assert inflight is not None
         landed = False
         try:
-            seconds = inflight.future.result()
-            self.applier.committed(inflight.result, inflight.output, seconds)
+            inflight.future.result()  # counted and observed in the commit thread
             landed = True
         except Fenced as exc:
             self.applier.fenced(exc)

@@ -20,9 +20,11 @@ nobody back. One that can (:meth:`EventTimeAligner.expect_ends`) waits for the e
 the consumer takes to get there — in a backlog, librdkafka may hand out minutes of one partition
 before the next, and a wall-clock timeout would then release the leading topic early — and keeps
 the leading partition from being fetched meanwhile (``pause``, see :meth:`held_of`). A task
-never holds more than ``max_held`` messages: beyond that it releases in arrival order, so memory
-stays bounded whatever happens. Without a clock (``now=None``) nothing is held: tests and
-replays that call the pipeline with a whole stream get it back merged in time order.
+never holds more than ``max_held`` messages: beyond that it releases its oldest ones (still in
+time order) down to the cap, so memory stays bounded whatever happens and only messages not yet
+fetched can arrive out of order (:meth:`EventTimeAligner.take_forced` counts such releases).
+Without a clock (``now=None``) nothing is held: tests and replays that call the pipeline with a
+whole stream get it back merged in time order.
 
 Held messages are not applied and their offsets are not stored, so a crash loses nothing: the
 worker re-reads them from Kafka.
@@ -41,8 +43,10 @@ worker re-reads them from Kafka.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 from operator import itemgetter
 from typing import Generic, TypeVar
 
@@ -70,6 +74,7 @@ class EventTimeAligner(Generic[T]):
         self.max_held = max_held
         self.sources: dict[TopicPartition, _Source[T]] = {}
         self.buffered_end: dict[TopicPartition, int] = {}  # offset after the last buffered message
+        self.forced = 0  # messages released early because a task held more than max_held
 
     # --- what the engine knows -------------------------------------------------------------------
     def assign(self, partitions: Iterable[TopicPartition], now: float | None) -> None:
@@ -89,6 +94,11 @@ class EventTimeAligner(Generic[T]):
 
     def held(self) -> int:
         return sum(len(s.buffer) for s in self.sources.values())
+
+    def take_forced(self) -> int:
+        """Messages released early because of the cap since the last call."""
+        forced, self.forced = self.forced, 0
+        return forced
 
     def held_of(self, tp: TopicPartition) -> int:
         """Messages of ``tp`` waiting for the rest of its task (the engine pauses a runaway one)."""
@@ -152,12 +162,20 @@ class EventTimeAligner(Generic[T]):
 
     def _limit(self, members: list[_Source[T]], now: float | None, held: int) -> float:
         """The newest event time the task may release: the earliest frontier of a source that may
-        still bring older events (neither caught up nor idle)."""
-        if now is None or held > self.max_held:
+        still bring older events (neither caught up nor idle) or, over the cap, the time of the
+        oldest message that must go to bring the task back to ``max_held``."""
+        if now is None:
             return float("inf")
         limit = float("inf")
         for source in members:
             if source.caught_up or source.last_seen is None or now - source.last_seen >= self.idle:
                 continue
             limit = min(limit, source.frontier)
+        excess = held - self.max_held
+        if excess > 0:  # each buffer is in time order: merge them lazily up to the excess-th oldest
+            merged = heapq.merge(*(s.buffer for s in members), key=itemgetter(0))
+            cut = next(islice(merged, excess - 1, None))[0]
+            if cut > limit:
+                self.forced += excess
+                limit = cut
         return limit

@@ -100,11 +100,13 @@ class Settings(BaseSettings):
         " its partition number (0: no alignment).",
     )
     align_max_held: int = Field(
-        10_000,
+        20_000,
         ge=0,
-        description="Event-time alignment: most messages held per partition number (a partition"
-        " holding an eighth of it, at least 1,000, is paused until it drains); decoded messages held"
-        " are most of a catching-up worker's memory (100,000: ~0.3-0.5 GB more peak RSS).",
+        description="Event-time alignment: most messages held per partition number. A partition"
+        " holding a sixteenth of it (at least 1,000) is paused until it drains, which bounds what is"
+        " held to about 3 x (that + PULSE_BATCH_MAX) messages; past the cap the oldest are released"
+        " early (pulse_alignment_forced counts them). Decoded messages held are most of a catching-up"
+        " worker's memory.",
     )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger messages are dead-lettered.")
     idle_ttl_seconds: int = Field(

@@ -53,6 +53,11 @@ OUTPUTS = Counter(
 
 
 ALERTS = Counter("pulse_alerts", "Alerts raised, by kind.", ["kind"])
+ALIGNMENT_FORCED = Counter(
+    "pulse_alignment_forced",
+    "Messages released before their partition number's other partitions caught up in event time,"
+    " because it held more than PULSE_ALIGN_MAX_HELD.",
+)
 ALERT_KINDS = ("atmosphere_drop", "activity_drop", "recovery", "topic_surge", "supply_gap")
 
 

@@ -132,6 +132,9 @@ class BatchApplier:
         partitions read to their end (they hold no other partition back in event time)."""
         now = time.monotonic() if self.align else None
         result = self.pipeline.apply_batch(messages, self.progress, now, ends)
+        if forced := self.pipeline.aligner.take_forced():
+            metrics.ALIGNMENT_FORCED.inc(forced)
+            log.warning("alignment held more than PULSE_ALIGN_MAX_HELD: %d messages released early", forced)
         self.store.observe(result)
         output = self._run_operators(result)
         for dl in result.dead_letters:

@@ -290,7 +290,7 @@ class BatchEngine:
         event time); fetch it again once they have mostly been applied."""
         if not self.assignment:
             return
-        high = max(1000, self.settings.align_max_held // 8)
+        high = max(1000, self.settings.align_max_held // 16)  # see Settings.align_max_held
         high_bytes = 8 * self.settings.batch_max_bytes  # long posts: pause on bytes held too
         changed = False
         for p in self.assignment:

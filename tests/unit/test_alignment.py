@@ -75,13 +75,20 @@ def test_a_quiet_partition_holds_back_only_until_it_is_idle() -> None:
     assert aligner.release(now=0.6) == [(5_000, 0, ("posts", 0), "p")]  # idle for 0.6 s > 0.5 s
 
 
-def test_max_held_releases_in_arrival_order_rather_than_grow() -> None:
+def test_max_held_releases_the_oldest_down_to_the_cap_rather_than_grow() -> None:
     aligner: EventTimeAligner[int] = EventTimeAligner(idle_ms=60_000, max_held=3)
     aligner.assign([("posts", 0), ("reactions", 0)], now=0.0)
     aligner.add(("reactions", 0), 0, -1, 0, now=0.0)
     for k in range(3):
         aligner.add(("posts", 0), k, k, 100 + k, now=0.0)
-    assert [item for *_, item in aligner.release(now=0.0)] == [-1, 0, 1, 2]  # 4 held > 3
+    # reactions (not caught up) hold everything after ts 0; 4 held > 3: the oldest posts go too
+    assert [item for *_, item in aligner.release(now=0.0)] == [-1]  # ts 0 is the frontier: in order
+    for k in range(3, 6):
+        aligner.add(("posts", 0), k, k, 100 + k, now=0.0)
+    released = [item for *_, item in aligner.release(now=0.0)]
+    assert released == [0, 1, 2] and aligner.held() == 3 and aligner.take_forced() == 3
+    aligner.add(("reactions", 0), 1, -2, 50, now=0.0)  # not fetched in time: the one late message
+    assert [item for *_, item in aligner.release(now=0.0)] == [-2]
 
 
 def _msg(topic: str, offset: int, ts: int) -> Message:

@@ -100,17 +100,34 @@ COMMON_ZIPF = 5.5
 
 
 def _load_zipf() -> dict[str, float]:
+    """wordfreq's Zipf values of the words above :data:`ZIPF_FLOOR`, in English and Chinese.
+
+    Read bucket by bucket from wordfreq's own list files (its documented "cBpack": a gzipped
+    msgpack array of a header and buckets of words, one centibel apart, most frequent first) and
+    stopped at the floor: ``wordfreq.get_frequency_list`` decodes each whole list at once, and
+    the freed words left the heap fragmented: 52 MB more RSS in every worker for the ~120,000
+    words kept, against 33 MB this way (same table).
+    """
+    import gzip
+
+    import msgpack
     import wordfreq
 
+    files = wordfreq.available_languages("best")
     table: dict[str, float] = {}
     for lang in ("zh", "en"):  # English last: a Latin token in the Chinese list keeps its English value
-        for index, bucket in enumerate(wordfreq.get_frequency_list(lang)):
-            z = round(9.0 - index / 100.0, 2)  # buckets are centibels below frequency 1
-            if z < ZIPF_FLOOR:
-                break
-            for word in bucket:
-                table[sys.intern(word)] = z
-    wordfreq.get_frequency_list.cache_clear()  # the full lists are ~75 MB; the table is enough
+        with gzip.open(files[lang], "rb") as f:
+            unpacker = msgpack.Unpacker(f, raw=False)
+            buckets = unpacker.read_array_header() - 1
+            header = unpacker.unpack()
+            if not isinstance(header, dict) or header.get("format") != "cB" or header.get("version") != 1:
+                raise ValueError(f"unexpected wordfreq list header in {files[lang]}: {header!r}")
+            for index in range(buckets):
+                z = round(9.0 - index / 100.0, 2)  # buckets are centibels below frequency 1
+                if z < ZIPF_FLOOR:
+                    break
+                for word in unpacker.unpack():
+                    table[sys.intern(word)] = z
     return table
 
 

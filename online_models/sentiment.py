@@ -323,9 +323,13 @@ EMOJI_VALENCE: dict[str, float] = {
 "broken heart": +0.27).  Each counts as one word of its own tone; the rest of the text is scored
 as usual."""
 _EMOJI_OVERRIDE = re.compile("[" + "".join(EMOJI_VALENCE) + "]")
+_MAY_BE_OVERRIDE = re.compile(f"[{min(EMOJI_VALENCE)}-{max(EMOJI_VALENCE)}]")
+"""Pre-check for :data:`_EMOJI_OVERRIDE`: one range, tested per character ~4× faster than the
+class of 18 emoji outside the BMP (which the regex engine compares one by one)."""
 
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
-"""Runs of Chinese: Han ideographs with CJK punctuation and full-width forms."""
+_CJK = re.compile(r"([\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+)")
+"""Runs of Chinese: Han ideographs with CJK punctuation and full-width forms (captured, so one
+``split`` gives the runs and what lies between them)."""
 _NOT_HAN = re.compile(r"[\u3000-\u303f\uff00-\uffef]+")
 
 
@@ -335,8 +339,9 @@ def split_scripts(text: str) -> tuple[str, str, int]:
     >>> split_scripts("Honestly 很失望，真的很 frustrating")
     ('很失望，真的很', 'Honestly   frustrating', 6)
     """
-    zh = "".join(_CJK.findall(text))
-    return zh, _CJK.sub(" ", text), len(_NOT_HAN.sub("", zh))
+    pieces = _CJK.split(text)  # other, Chinese, other, ..., other: one pass for findall and sub
+    zh = "".join(pieces[1::2])
+    return zh, " ".join(pieces[::2]), len(zh) - sum(map(len, _NOT_HAN.findall(zh)))
 
 
 def _score(text: str) -> float:
@@ -345,7 +350,7 @@ def _score(text: str) -> float:
     if text.isascii() and not codes:
         return vader_compound(text)
     parts: list[tuple[float, float]] = []  # (score, weight) of each script / emoji part
-    found = _EMOJI_OVERRIDE.findall(text)
+    found = _EMOJI_OVERRIDE.findall(text) if _MAY_BE_OVERRIDE.search(text) is not None else None
     if found:
         text = _EMOJI_OVERRIDE.sub(" ", text)
         parts.append((sum(EMOJI_VALENCE[e] for e in found) / len(found), ZH_CHARS_PER_WORD * len(found)))

@@ -37,6 +37,9 @@ EDGES = [
     "ＡＢＣ１２３好！！\u3000棒",
     "１２天真的好",
     "[哈哈][doge]好",
+    "HtTpS://X.io/a 看WwW.x.cn 和 Www.y 吧",  # the passes spell case out: any case, as re.IGNORECASE
+    "rT @bob Rt@x rt　@y 回复@z：好 RePoSt 转发微博",
+    "看看@小王 和 abc@mail.cn@x 转发",  # an e-mail domain after an @: the e-mail branch runs
 ]
 
 

@@ -94,6 +94,9 @@ _PUNCT = string.punctuation
 _N_SCALAR = _vader.N_SCALAR
 _C_INCR = _vader.C_INCR
 _scalar_inc_dec = _vader.scalar_inc_dec
+_LEX_WORDS = _LEX.keys()
+_IDIOM_WORDS = frozenset(w for key in (*_SPECIAL, *_BOOST) if " " in key for w in key.split(" "))
+"""Words of VADER's multi-word idioms and boosters (``the``, ``shit``, ``kind``, ``of``, ...)."""
 _normalize = _vader.normalize
 
 
@@ -132,12 +135,9 @@ def vader_compound(text: str) -> float:
     for word in text.split():
         stripped = word.strip(_PUNCT)
         toks.append(word if len(stripped) <= 2 else stripped)
-    lows = [t.lower() for t in toks]
+    lows = list(map(str.lower, toks))
     lex = _LEX
-    for low in lows:
-        if low in lex:
-            break
-    else:
+    if _LEX_WORDS.isdisjoint(lows):
         return 0.0  # no lexicon word: every valence is 0, so is the compound
     if "but" in lows:
         # The contrastive rule rescales by value lookup (list.index), a quirk not worth copying.
@@ -164,7 +164,12 @@ def vader_compound(text: str) -> float:
             valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
         for start_i in range(3):
             if i > start_i and lows[i - (start_i + 1)] not in lex:
-                s = _scalar_inc_dec(toks[i - (start_i + 1)], valence, is_cap_diff)
+                # VADER's scalar_inc_dec, called only for a booster word (it is 0.0 for any other)
+                s = (
+                    _scalar_inc_dec(toks[i - (start_i + 1)], valence, is_cap_diff)
+                    if lows[i - (start_i + 1)] in _BOOST
+                    else 0.0
+                )
                 if start_i == 1 and s != 0:
                     s = s * 0.95
                 if start_i == 2 and s != 0:
@@ -215,23 +220,30 @@ def _negation_check(valence: float, lows: list[str], start_i: int, i: int) -> fl
 
 
 def _special_idioms_check(valence: float, lows: list[str], i: int) -> float:
+    """VADER's idiom rule.  A phrase can be a key only if each of its words is a word of a key
+    (:data:`_IDIOM_WORDS`; tokens have no spaces), so a group of phrases is built and looked up only
+    when a word each of its phrases contains is one: the same valence, mostly without the 10 f-strings."""
     w3, w2, w1, w0 = lows[i - 3], lows[i - 2], lows[i - 1], lows[i]
-    for seq in (f"{w1} {w0}", f"{w2} {w1} {w0}", f"{w2} {w1}", f"{w3} {w2} {w1}", f"{w3} {w2}"):
-        if seq in _SPECIAL:
-            valence = _SPECIAL[seq]
-            break
+    idiom = _IDIOM_WORDS
+    if w1 in idiom or w2 in idiom:  # every phrase of this loop and the booster loop has w1 or w2
+        for seq in (f"{w1} {w0}", f"{w2} {w1} {w0}", f"{w2} {w1}", f"{w3} {w2} {w1}", f"{w3} {w2}"):
+            if seq in _SPECIAL:
+                valence = _SPECIAL[seq]
+                break
     n = len(lows)
-    if n - 1 > i:
-        seq = f"{w0} {lows[i + 1]}"
-        if seq in _SPECIAL:
-            valence = _SPECIAL[seq]
-    if n - 1 > i + 1:
-        seq = f"{w0} {lows[i + 1]} {lows[i + 2]}"
-        if seq in _SPECIAL:
-            valence = _SPECIAL[seq]
-    for seq in (f"{w3} {w2} {w1}", f"{w3} {w2}", f"{w2} {w1}"):
-        if seq in _BOOST:
-            valence = valence + _BOOST[seq]
+    if w0 in idiom:
+        if n - 1 > i:
+            seq = f"{w0} {lows[i + 1]}"
+            if seq in _SPECIAL:
+                valence = _SPECIAL[seq]
+        if n - 1 > i + 1:
+            seq = f"{w0} {lows[i + 1]} {lows[i + 2]}"
+            if seq in _SPECIAL:
+                valence = _SPECIAL[seq]
+    if w2 in idiom:
+        for seq in (f"{w3} {w2} {w1}", f"{w3} {w2}", f"{w2} {w1}"):
+            if seq in _BOOST:
+                valence = valence + _BOOST[seq]
     return valence
 
 

@@ -37,9 +37,9 @@ from __future__ import annotations
 import functools
 import json
 import math
-import operator
 import re
 import string
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -260,7 +260,6 @@ def _load_model(path: Path) -> tuple[float, dict[str, float]]:
 
 
 _ZH_BIAS, _ZH_WEIGHTS = _load_model(DATA)
-_concat = operator.add
 
 _FOLD_FREE = re.compile(
     "[\u3001-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -286,11 +285,33 @@ def _raw_form(weights: dict[str, int]) -> dict[str, int]:
     return {"".join(unfold.get(c, c) for c in f): w for f, w in weights.items()}
 
 
-def _by_length(weights: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
-    """(unigram weights, bigram weights): two dicts, so the ~2k unigrams are looked up in a small
-    dict that stays in the CPU cache (the sum is memory-bound: a third faster over a small dict)."""
-    return {f: w for f, w in weights.items() if len(f) == 1}, {
-        f: w for f, w in weights.items() if len(f) == 2
+_UTF32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"  # native: memoryview casts read it
+
+
+def _codes(text: str) -> memoryview:
+    """``text``'s code points as native 4-byte integers: ``cast("I")`` reads its characters and
+    ``cast("Q")`` over 8 bytes two neighbours, so its n-grams are read as integers in C — no
+    string object per n-gram (1-character strings outside Latin-1 are allocated and hashed each
+    time).  Lone surrogates are kept as their code points, as ``str`` holds them."""
+    return memoryview(text.encode(_UTF32, "surrogatepass"))
+
+
+def _bigram_codes(codes: memoryview) -> set[int]:
+    """The distinct bigrams of a text as integers (:func:`_codes`): those starting at even
+    positions (8-byte words from byte 0), then at odd ones (from byte 4)."""
+    n = len(codes) // 4
+    grams = set(codes[: n // 2 * 8].cast("Q"))
+    grams.update(codes[4 : 4 + (n - 1) // 2 * 8].cast("Q"))
+    return grams
+
+
+def _by_length(weights: dict[str, int]) -> tuple[dict[int, int], dict[int, int]]:
+    """(unigram weights, bigram weights), keyed by their :func:`_codes` integers: two dicts, so the
+    ~2k unigrams are looked up in a small dict that stays in the CPU cache (the sum is memory-bound:
+    a third faster over a small dict).  A text's n-grams map one to one to these integers, so the
+    sum is that of the string features."""
+    return {_codes(f).cast("I")[0]: w for f, w in weights.items() if len(f) == 1}, {
+        _codes(f).cast("Q")[0]: w for f, w in weights.items() if len(f) == 2
     }
 
 
@@ -314,8 +335,9 @@ def zh_sentiment(text: str, emoticons: Sequence[str] = ()) -> float:
         return 0.0
     # Binary features: each n-gram counts once, and each emoticon code (keyed as written; codes have
     # 3+ characters, so they never collide with an n-gram).
-    milli = sum(filter(None, map(uni.get, set(t)))) + sum(
-        filter(None, map(bi.get, set(map(_concat, t, t[1:]))))
+    codes = _codes(t)
+    milli = sum(filter(None, map(uni.get, set(codes.cast("I"))))) + sum(
+        filter(None, map(bi.get, _bigram_codes(codes)))
     )
     if emoticons:
         milli += sum(filter(None, map(_ZH_MILLI.get, set(emoticons))))

@@ -143,7 +143,7 @@ def vader_compound(text: str) -> float:
         # The contrastive rule rescales by value lookup (list.index), a quirk not worth copying.
         return float(_SIA.polarity_scores(original)["compound"])
     n = len(toks)
-    capitals = sum(1 for t in toks if t.isupper())
+    capitals = sum(map(str.isupper, toks))
     is_cap_diff = 0 < n - capitals < n
     sentiments: list[float] = []
     for i in range(n):

@@ -227,6 +227,7 @@ PHRASES_EN: frozenset[str] = frozenset(
 
 _PHRASE_HEADS = frozenset(p.split()[0] for p in PHRASES_EN) | {"series"}  # and Series A-F
 _MAX_PHRASE_WORDS = max(len(p.split()) for p in PHRASES_EN)
+_PHRASES = PHRASES_EN | {f"series {c}" for c in "abcdef"}  # Series A-F (no other character lowers to a-f)
 
 STOP_TOPICS_ZH: frozenset[str] = frozenset(STOP_WORDS_ZH) | frozenset(
     _words("""
@@ -329,7 +330,6 @@ punctuation (with the spaces and digits between): its last character is what a w
 follows (a run of Chinese punctuation in a mixed post is one token, not ten for the loop below);
 any other character (``_``, a non-ASCII letter or digit) is a token of its own, as it always was;
 digits-only tokens do not exist."""
-_SERIES = re.compile(r"series [a-f]\Z")
 
 
 _first = operator.itemgetter(0)
@@ -457,16 +457,14 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
         if low in _PHRASE_HEADS:
             for k in range(min(_MAX_PHRASE_WORDS, n - i), 1, -1):
                 span = tokens[i : i + k]
-                if not all(t[0].isalpha() for t in span):
-                    continue
                 phrase = " ".join(span).lower()
-                if phrase in PHRASES_EN or _SERIES.match(phrase):
+                if phrase in _PHRASES and all(t[0].isalpha() for t in span):
                     out[sys.intern(phrase)] = None
-                    i += k
                     break
             else:
-                phrase = ""
-            if phrase and (phrase in PHRASES_EN or _SERIES.match(phrase)):
+                k = 0
+            if k:
+                i += k
                 continue
         # 2. Names: two or three capitalised words inside a sentence that is not Title Case.
         if not title_case and tok[0].isupper() and i > 0 and low not in STOP_TOPICS_EN:
@@ -638,18 +636,19 @@ def _analyze(text: str) -> TextAnalysis:
     clean = _denoise(clean)
     topics: dict[str, None] = {}
     runs = _HAN_RUN.findall(clean) if not clean.isascii() else []
-    latin = _LATIN.search(clean) is not None
     if not runs:
         _english_topics(clean, topics)
+        lang = "en" if _LATIN_WORD.search(clean) is not None else ""  # _lang without Han
     else:
         _chinese_topics(clean, topics, runs)
-        if latin:  # English words start with a letter: none, no topic
+        words = 0.0
+        if _LATIN.search(clean) is not None:  # English words start with a letter: none, no topic
             _english_topics(_HAN_RUN.sub(" ", clean), topics)
+            words = 1.7 * len(_LATIN_WORD.findall(clean))
+        lang = _lang(sum(map(len, runs)), words)
     tone = _sentiment(text) if len(text) > _SENTIMENT_MAX_CHARS else _score(text)  # cached here
     if tone and _is_question(text):
         tone = round(tone * QUESTION_DAMPING, 4)
-    words = 1.7 * len(_LATIN_WORD.findall(clean)) if latin else 0.0
-    lang = _lang(sum(map(len, runs)), words)
     return TextAnalysis(lang=lang, topics=tuple(topics)[:MAX_TOPICS], sentiment=tone, text=text)
 
 

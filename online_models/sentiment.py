@@ -221,8 +221,9 @@ def _negation_check(valence: float, lows: list[str], start_i: int, i: int) -> fl
 
 def _special_idioms_check(valence: float, lows: list[str], i: int) -> float:
     """VADER's idiom rule.  A phrase can be a key only if each of its words is a word of a key
-    (:data:`_IDIOM_WORDS`; tokens have no spaces), so a group of phrases is built and looked up only
-    when a word each of its phrases contains is one: the same valence, mostly without the 10 f-strings."""
+    (:data:`_IDIOM_WORDS`; tokens have no spaces), so each group of phrases below is built and
+    looked up only when a word all its phrases contain is one: the same valence, mostly without
+    the ten f-strings."""
     w3, w2, w1, w0 = lows[i - 3], lows[i - 2], lows[i - 1], lows[i]
     idiom = _IDIOM_WORDS
     if w1 in idiom or w2 in idiom:  # every phrase of this loop and the booster loop has w1 or w2

@@ -25,6 +25,7 @@ from typing import TypeVar
 import orjson
 from confluent_kafka import Producer
 
+from online_models import text_stage
 from streams import metrics
 from streams.config import Settings
 from streams.operators.base import Output
@@ -70,6 +71,8 @@ class BatchApplier:
             idle_ttl_seconds=settings.idle_ttl_seconds,
             text_max_chars=settings.text_max_chars,
         )
+        if self.operators.reads_text:
+            text_stage.warm_up()  # before tune_gc freezes what start-up allocated
         self.gauges = metrics.CommunityGauges(settings.metrics_communities)
         self.dead_letter_topic = settings.dead_letter_topic
         self.stopping: Callable[[], bool] = lambda: False  # the engine's stop flag

@@ -1,8 +1,9 @@
 """The text stage's fast paths give what their plain definitions give, on every real corpus.
 
 Each fast path is checked against a direct recompute from its definition (issue 18, cost): the
-targeted noise passes against the one noise pattern, the Chinese n-gram score without folding
-against the folded features, the per-word topic cache against tagging every run.
+targeted noise passes against the one noise pattern, the Chinese n-gram score (without folding,
+over code points) against the folded string features, the per-word topic cache against tagging
+every run.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ EDGES = [
     "ＡＢＣ１２３好！！\u3000棒",
     "１２天真的好",
     "[哈哈][doge]好",
+    "HtTpS://X.io/a 看WwW.x.cn 和 Www.y 吧",  # the passes spell case out: any case, as re.IGNORECASE
+    "rT @bob Rt@x rt　@y 回复@z：好 RePoSt 转发微博",
+    "看看@小王 和 abc@mail.cn@x 转发",  # an e-mail domain after an @: the e-mail branch runs
+    "好",
+    "好😀棒，ＯＫ\ud83d吗𠀀𠀁",  # outside the BMP and a lone surrogate: n-grams read as code points
 ]
 
 
@@ -54,11 +60,12 @@ def _reference_zh(text: str, codes: list[str]) -> float:
     return math.tanh((sentiment._ZH_BIAS + math.fsum(sentiment._ZH_WEIGHTS.get(g, 0.0) for g in grams)) / 2)
 
 
-def test_chinese_score_without_folding_equals_the_folded_features():
+def test_chinese_score_without_folding_or_strings_equals_the_folded_string_features():
     for text in WEIBO + EDGES + [f"{a} {b}" for a, b in zip(HN, WEIBO, strict=False)]:
-        zh = sentiment.split_scripts(text)[0]
         codes = sentiment.EMOTICON.findall(text)
-        assert math.isclose(sentiment.zh_sentiment(zh, codes), _reference_zh(zh, codes), abs_tol=1e-12), text
+        for zh in (sentiment.split_scripts(text)[0], text):  # the Chinese part, and all (folded)
+            expected = _reference_zh(zh, codes)
+            assert math.isclose(sentiment.zh_sentiment(zh, codes), expected, abs_tol=1e-12), text
 
 
 def test_cached_word_topics_equal_tagging_every_run():

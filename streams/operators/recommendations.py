@@ -341,17 +341,23 @@ class MeetupRecommender:
         clock = state.clock
         written = state.written
         meetups = state.meetups
+        k = self.config.k
         for member in members:
             key = recs_key(community, member)
-            recs = self.recommend(state, member, cache=cache) if mids else []
             last = written.pop(member, None)
-            if not recs:
+            unanswered = [mid for mid in mids if member not in meetups[mid].responders]
+            recs = None
+            if len(unanswered) > 1:
+                recs = self.recommend(state, member, cache=cache)
+                digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
+            else:  # at most one meetup: its ranking needs no scores (they are computed if written)
+                digest = tuple(unanswered[:k])
+            if not digest:
                 if last is None or last[0]:
                     commands.append(["DEL", key])
                 written[member] = ((), NEVER)
                 continue
-            digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
-            last_start = max(meetups[mid].starts_at or 0 for mid, _ in recs)
+            last_start = max(meetups[mid].starts_at or 0 for mid in digest)
             seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
             deadline = clock + 1000 * seconds
             if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
@@ -361,6 +367,8 @@ class MeetupRecommender:
                     deadline = last[1]
                 written[member] = (digest, deadline)
                 continue
+            if recs is None:
+                recs = self.recommend(state, member, cache=cache)
             zadd: RedisCommand = ["ZADD", key]
             for mid, score in recs:
                 zadd += [score, mid]

@@ -47,12 +47,10 @@ per upcoming meetup tag.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-import numpy as np
 
 from online_models.recommender import MeetupAffinity
 from online_models.text_features import normalize_tag
@@ -307,10 +305,10 @@ class MeetupRecommender:
         """Top ``k`` (meetup, score) for ``member``, best first, answered meetups left out."""
         if cache is None:
             cache = self._vectors(state)
-        mids, biases, vectors, tags = cache
+        mids, scorer = cache
         if not mids:
             return []
-        scores = state.model.score_list(member, biases, vectors, tags)
+        scores = scorer(member)
         meetups = state.meetups
         ranked = [
             (-round(s, 6), mid)
@@ -322,12 +320,13 @@ class MeetupRecommender:
 
     def _vectors(
         self, state: RecoState, mids: list[str] | None = None
-    ) -> tuple[list[str], list[float], np.ndarray, list[tuple[str, ...]]]:
+    ) -> tuple[list[str], Callable[[str], list[float]]]:
+        """The candidates and a scorer of them (:meth:`MeetupAffinity.scorer`), once per batch."""
         if mids is None:
             mids = self.candidates(state)
         tags = [state.meetups[mid].tags for mid in mids]
         biases, vectors = state.model.item_vectors(list(zip(mids, tags, strict=True)))
-        return mids, biases.tolist(), vectors, tags
+        return mids, state.model.scorer(biases.tolist(), vectors, tags)
 
     def _publish(
         self, community: str, state: RecoState, members: dict[str, None]

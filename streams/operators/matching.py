@@ -357,20 +357,20 @@ class MatchMaker:
         if n >= 50:  # stop words learned from the stream: keep informative keys (at least 2)
             by_weight = by_weight[:2] + [k for k in by_weight[2:] if df_get(k, 0) <= limit]
         by_weight = by_weight[: cfg.max_query_keys]
-        keys = sorted(by_weight, key=lambda k: k[0] != "#")  # tags first, each group by weight
-        n_tags = sum(k[0] == "#" for k in keys)
-        tag_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[:n_tags]))
-        text_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[n_tags:]))
+        keys = [k for k in by_weight if k[0] == "#"]  # tags first, each group by weight
+        n_tags = len(keys)
+        tag_norm = math.sqrt(sum([weights[k] ** 2 for k in keys]))
+        text_keys = [k for k in by_weight if k[0] != "#"]
+        text_norm = math.sqrt(sum([weights[k] ** 2 for k in text_keys]))
+        keys += text_keys
         post = OpenPost(ev.post, ev.member, ev.kind, ev.ts, tuple(keys), n_tags, tag_norm, text_norm)
 
         # Dot products over the other side's postings, rarest key first.  Once max_candidates
         # posts are in, later (commoner) keys only add evidence to them: the cost is bounded by
         # max_query_keys x min(max_postings, max_candidates), whatever the number of open posts.
-        acc_tag: dict[str, float] = {}
-        acc_text: dict[str, float] = {}
-        seen: dict[str, None] = {}
-        nsh: dict[str, int] = {}  # shared keys per candidate
-        ninf: dict[str, int] = {}  # shared informative text terms per candidate
+        # candidate → [tag dot product, text dot product (None: no shared key of that kind),
+        # shared keys, shared informative text terms], in the order the postings met them
+        found: dict[str, list[Any]] = {}
         floor, rare, max_candidates = cfg.informative, cfg.rare, cfg.max_candidates
         other = state.index[OTHER_SIDE[ev.kind]]
         for key in by_weight:
@@ -378,46 +378,39 @@ class MatchMaker:
             if not postings:
                 continue
             w2 = weights[key] ** 2
-            acc = acc_tag if key[0] == "#" else acc_text
-            get = acc.get
+            at = 0 if key[0] == "#" else 1
             # informative: rare in the language (wordfreq) and not a stop word of this community
             info = (
-                _informativeness(key)
-                if key[0] != "#" and df_get(key, 0) <= limit and key not in STOP_TOPICS_EN
-                else 0.0
+                _informativeness(key) if at and df_get(key, 0) <= limit and key not in STOP_TOPICS_EN else 0.0
             )
             counts_as = 2 if info >= rare else 1 if info >= floor else 0
-            if len(seen) < max_candidates:
-                for pid in postings:
-                    acc[pid] = get(pid, 0.0) + w2
-                    nsh[pid] = nsh.get(pid, 0) + 1
-                    if counts_as:
-                        ninf[pid] = ninf.get(pid, 0) + counts_as
-                seen.update(postings)
-            else:
-                for pid in postings if len(postings) <= len(seen) else [p for p in seen if p in postings]:
-                    if pid in seen:
-                        acc[pid] = get(pid, 0.0) + w2
-                        nsh[pid] = nsh.get(pid, 0) + 1
-                        if counts_as:
-                            ninf[pid] = ninf.get(pid, 0) + counts_as
+            draw = len(found) < max_candidates
+            for pid in postings:
+                rec = found.get(pid)
+                if rec is None:
+                    if draw:
+                        rec = found[pid] = [None, None, 0, 0]
+                    else:
+                        continue
+                dot = rec[at]
+                rec[at] = w2 if dot is None else dot + w2
+                rec[2] += 1
+                rec[3] += counts_as
         scored: list[tuple[float, str]] = []
         posts = state.posts
-        if seen:
+        if found:
             w_tags, w_text, w_both = cfg.w_tags, cfg.w_text, cfg.w_tags + cfg.w_text
             tags_only, single_key = cfg.tags_only_factor, cfg.single_key_factor
             min_relevance, min_shared = cfg.min_relevance, cfg.min_shared_terms
             w_track, w_recency, ttl, track_half = cfg.w_track, cfg.w_recency, cfg.ttl_ms, cfg.track_half
             records, clock, member, ts = state.records, state.clock, post.member, post.ts
             is_need = post.kind == "need"
-            for pid in seen:
+            for pid, (a_tag, a_text, n_shared, n_informative) in found.items():
                 cand = posts[pid]
                 if cand.member == member:
                     continue
-                a_tag = acc_tag.get(pid)
-                if a_tag is None and ninf.get(pid, 0) < min_shared:
+                if a_tag is None and n_informative < min_shared:
                     continue  # no shared tag and fewer than two informative shared words: no evidence
-                a_text = acc_text.get(pid)
                 tag_cos = 0.0 if a_tag is None else min(1.0, a_tag / (tag_norm * cand.tag_norm))
                 text_cos = 0.0 if a_text is None else min(1.0, a_text / (text_norm * cand.text_norm))
                 if not (tag_norm and cand.tag_norm):  # untagged: missing evidence is not negative evidence
@@ -428,7 +421,7 @@ class MatchMaker:
                     relevance = w_tags * tag_cos + w_text * text_cos
                     if not text_cos:  # both texts say something and share nothing: only the tags agree
                         relevance *= tags_only
-                relevance *= 1.0 - single_key ** nsh[pid]  # one shared word is weak evidence
+                relevance *= 1.0 - single_key**n_shared  # one shared word is weak evidence
                 if relevance < min_relevance:
                     continue
                 record = records.get(member if not is_need else cand.member)  # the offerer's track
@@ -451,8 +444,7 @@ class MatchMaker:
         batch.closed.pop(post.pid, None)
 
         if scored:
-            post_tags = {k[1:] for k in keys[:n_tags]}
-            post_terms = set(keys[n_tags:])
+            own_keys = set(keys)
             if len(scored) > 1:
                 scored = heapq.nsmallest(cfg.max_pairs, scored, key=lambda sp: (-sp[0], sp[1]))
             for score, pid in scored:
@@ -460,8 +452,9 @@ class MatchMaker:
                 changed = self._offer(state, batch, post, cand, score)
                 changed = self._offer(state, batch, cand, post, score) or changed
                 if changed and score > previous.get(pid, -1.0):
-                    shared_tags = sorted(post_tags.intersection(k[1:] for k in cand.keys[: cand.n_tags]))
-                    shared = post_terms.intersection(cand.keys[cand.n_tags :])
+                    shared_keys = own_keys.intersection(cand.keys)
+                    shared_tags = sorted([k[1:] for k in shared_keys if k[0] == "#"])
+                    shared = [k for k in shared_keys if k[0] != "#"]
                     terms = sorted(shared, key=lambda t: (-weights[t], t))[:8]
                     need, offer = (post, cand) if post.kind == "need" else (cand, post)
                     out.messages.append(self._message(ev, need, offer, score, shared_tags, terms))

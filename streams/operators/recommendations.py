@@ -132,6 +132,13 @@ def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
+def _top(scores: list[float], unanswered: list[tuple[int, str]], k: int) -> list[tuple[str, float]]:
+    """The best ``k`` (meetup, score) of the ``unanswered`` (index in ``scores``, meetup), best
+    first: scores rounded to 6 places (what Redis gets), ties broken by meetup id."""
+    ranked = sorted([(-round(scores[i], 6), mid) for i, mid in unanswered])
+    return [(mid, -s) for s, mid in ranked[:k]]
+
+
 class RecoState:
     __slots__ = ("clock", "meetups", "model", "post_tags", "retire_at", "written")
 
@@ -306,17 +313,9 @@ class MeetupRecommender:
         if cache is None:
             cache = self._vectors(state)
         mids, scorer = cache
-        if not mids:
-            return []
-        scores = scorer(member)
         meetups = state.meetups
-        ranked = [
-            (-round(s, 6), mid)
-            for mid, s in zip(mids, scores, strict=True)
-            if member not in meetups[mid].responders
-        ]
-        ranked.sort()
-        return [(mid, -s) for s, mid in ranked[: k or self.config.k]]
+        unanswered = [(i, mid) for i, mid in enumerate(mids) if member not in meetups[mid].responders]
+        return _top(scorer(member), unanswered, k or self.config.k) if unanswered else []
 
     def _vectors(
         self, state: RecoState, mids: list[str] | None = None
@@ -335,39 +334,43 @@ class MeetupRecommender:
         holds (or its expiry has to move later); and the number of upcoming meetups."""
         commands: list[RedisCommand] = []
         mids, upcoming = self._candidates(state)
-        cache = self._vectors(state, mids)
+        scorer = None  # built when a member's ranking or list needs scores
         ttl = self.config.recs_ttl_seconds
         clock = state.clock
         written = state.written
         meetups = state.meetups
         k = self.config.k
+        candidates = [(i, mid, meetups[mid].responders) for i, mid in enumerate(mids)]
+        starts = {mid: meetups[mid].starts_at or 0 for mid in mids}
         for member in members:
-            key = recs_key(community, member)
             last = written.pop(member, None)
-            unanswered = [mid for mid in mids if member not in meetups[mid].responders]
+            unanswered = [(i, mid) for i, mid, responders in candidates if member not in responders]
             recs = None
             if len(unanswered) > 1:
-                recs = self.recommend(state, member, cache=cache)
+                scorer = scorer or self._vectors(state, mids)[1]
+                recs = _top(scorer(member), unanswered, k)
                 digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
             else:  # at most one meetup: its ranking needs no scores (they are computed if written)
-                digest = tuple(unanswered[:k])
+                digest = tuple(mid for _, mid in unanswered[:k])
             if not digest:
                 if last is None or last[0]:
-                    commands.append(["DEL", key])
+                    commands.append(["DEL", recs_key(community, member)])
                 written[member] = ((), NEVER)
                 continue
-            last_start = max(meetups[mid].starts_at or 0 for mid in digest)
+            last_start = max(map(starts.__getitem__, digest))
             seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
             deadline = clock + 1000 * seconds
             if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
                 if deadline > last[1] + 1000:  # its expiry moves later (beyond rounding)
-                    commands.append(["EXPIRE", key, seconds])
+                    commands.append(["EXPIRE", recs_key(community, member), seconds])
                 else:
                     deadline = last[1]
                 written[member] = (digest, deadline)
                 continue
             if recs is None:
-                recs = self.recommend(state, member, cache=cache)
+                scorer = scorer or self._vectors(state, mids)[1]
+                recs = _top(scorer(member), unanswered, k)
+            key = recs_key(community, member)
             zadd: RedisCommand = ["ZADD", key]
             for mid, score in recs:
                 zadd += [score, mid]

@@ -29,8 +29,9 @@ active keep their previous set until it expires.
 Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
 model (LRU), ``max_meetups`` meetups in the catalog (dropped ``keep_after_start_ms`` after they
 start, when check-ins stop), ``max_posts`` post → tags entries.  Cost per batch is one pass over
-the upcoming meetups, then per active member one matrix-vector product and a tag-profile lookup
-per upcoming meetup tag.
+the upcoming meetups, then per active member a pass over those they have not answered and, when
+there are several or its list is rewritten, one matrix-vector product and a tag-profile lookup
+per upcoming meetup tag (a ranking of one meetup needs no scores).
 
 >>> from schemas.events import Rsvp
 >>> op = MeetupRecommender()
@@ -132,11 +133,11 @@ def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
-def _top(scores: list[float], unanswered: list[tuple[int, str]], k: int) -> list[tuple[str, float]]:
-    """The best ``k`` (meetup, score) of the ``unanswered`` (index in ``scores``, meetup), best
+def _top(scores: list[float], unanswered: list[tuple[int, str]], k: int) -> list[tuple[float, str]]:
+    """The best ``k`` (-score, meetup) of the ``unanswered`` (index in ``scores``, meetup), best
     first: scores rounded to 6 places (what Redis gets), ties broken by meetup id."""
     ranked = sorted([(-round(scores[i], 6), mid) for i, mid in unanswered])
-    return [(mid, -s) for s, mid in ranked[:k]]
+    return ranked[:k]
 
 
 class RecoState:
@@ -198,6 +199,7 @@ class MeetupRecommender:
     def apply_batch(self, states: dict[str, RecoState], events: Sequence[Event]) -> Output:
         out = Output()
         active: dict[str, dict[str, None]] = {}
+        reaction_rating = self.config.reaction_rating
         for ev in events:
             state = states[ev.community]
             members = active.get(ev.community)
@@ -211,10 +213,12 @@ class MeetupRecommender:
             if cls is Rsvp:
                 self._rsvp(state, ev)  # type: ignore[arg-type]
                 members[ev.member] = None
-            elif cls is Reaction:
-                if self._reaction(state, ev):  # type: ignore[arg-type]
+            elif cls is Reaction:  # interest in a tagged post's topics
+                tags = state.post_tags.get(ev.post)  # type: ignore[union-attr]
+                if tags and ev.reaction in INTEREST_REACTIONS:  # type: ignore[union-attr]
+                    state.model.learn_tags(ev.member, tags, reaction_rating)
                     members[ev.member] = None
-            elif cls is Post:
+            elif cls is Post and ev.tags:  # type: ignore[union-attr]
                 self._post(state, ev)  # type: ignore[arg-type]
         for community, members in active.items():
             state = states[community]
@@ -254,13 +258,6 @@ class MeetupRecommender:
             for i in range(min(cfg.negatives, len(pool))):
                 mid = pool[(h + i * 7919) % len(pool)]
                 state.model.learn_one(ev.member, mid, 0.0, state.meetups[mid].tags)
-
-    def _reaction(self, state: RecoState, ev: Reaction) -> bool:
-        tags = state.post_tags.get(ev.post)
-        if not tags or ev.reaction not in INTEREST_REACTIONS:
-            return False
-        state.model.learn_tags(ev.member, tags, self.config.reaction_rating)
-        return True
 
     def _post(self, state: RecoState, ev: Post) -> None:
         tags = _post_tags(ev.tags)
@@ -315,7 +312,9 @@ class MeetupRecommender:
         mids, scorer = cache
         meetups = state.meetups
         unanswered = [(i, mid) for i, mid in enumerate(mids) if member not in meetups[mid].responders]
-        return _top(scorer(member), unanswered, k or self.config.k) if unanswered else []
+        if not unanswered:
+            return []
+        return [(mid, -s) for s, mid in _top(scorer(member), unanswered, k or self.config.k)]
 
     def _vectors(
         self, state: RecoState, mids: list[str] | None = None
@@ -349,15 +348,15 @@ class MeetupRecommender:
             if len(unanswered) > 1:
                 scorer = scorer or self._vectors(state, mids)[1]
                 recs = _top(scorer(member), unanswered, k)
-                digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
+                digest = tuple([mid for _, mid in recs])  # the ranking: scores drift with every event
             else:  # at most one meetup: its ranking needs no scores (they are computed if written)
-                digest = tuple(mid for _, mid in unanswered[:k])
+                digest = tuple([mid for _, mid in unanswered[:k]])
             if not digest:
                 if last is None or last[0]:
                     commands.append(["DEL", recs_key(community, member)])
                 written[member] = ((), NEVER)
                 continue
-            last_start = max(map(starts.__getitem__, digest))
+            last_start = starts[digest[0]] if len(digest) == 1 else max(map(starts.__getitem__, digest))
             seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
             deadline = clock + 1000 * seconds
             if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
@@ -372,8 +371,8 @@ class MeetupRecommender:
                 recs = _top(scorer(member), unanswered, k)
             key = recs_key(community, member)
             zadd: RedisCommand = ["ZADD", key]
-            for mid, score in recs:
-                zadd += [score, mid]
+            for s, mid in recs:
+                zadd += (-s, mid)
             commands += [["DEL", key], zadd, ["EXPIRE", key, seconds]]
             written[member] = (digest, deadline)
         while len(written) > self.config.max_members:

@@ -156,14 +156,19 @@ class MeetupAffinity:
         l2b, l2l = m.l2_bias, m.l2_latent
         u_grad = g * v + l2l * u
         i_grad = g * u + l2l * v
-        for opt, w, key, grad in (
-            (m.u_bias_optimizer, ub, user, g + l2b * bu),
-            (m.i_bias_optimizer, ib, item, g + l2b * bi),
-            (m.u_latent_optimizer, ul, user, u_grad),
-            (m.i_latent_optimizer, il, item, i_grad),
-        ):
-            w[key] -= opt.learning_rate * grad
-            opt.n_iterations += 1
+        # river's optimiser step for each of the four weights, in its order, unrolled
+        opt = m.u_bias_optimizer
+        ub[user] = bu - opt.learning_rate * (g + l2b * bu)
+        opt.n_iterations += 1
+        opt = m.i_bias_optimizer
+        ib[item] = bi - opt.learning_rate * (g + l2b * bi)
+        opt.n_iterations += 1
+        opt = m.u_latent_optimizer
+        u -= opt.learning_rate * u_grad  # in place, as river's ``w[key] -= ...``: u is ul[user]
+        opt.n_iterations += 1
+        opt = m.i_latent_optimizer
+        v -= opt.learning_rate * i_grad
+        opt.n_iterations += 1
 
     def _touch_user(self, user: str) -> None:
         users = self._users

@@ -42,7 +42,7 @@ import copy
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,14 +156,19 @@ class MeetupAffinity:
         l2b, l2l = m.l2_bias, m.l2_latent
         u_grad = g * v + l2l * u
         i_grad = g * u + l2l * v
-        for opt, w, key, grad in (
-            (m.u_bias_optimizer, ub, user, g + l2b * bu),
-            (m.i_bias_optimizer, ib, item, g + l2b * bi),
-            (m.u_latent_optimizer, ul, user, u_grad),
-            (m.i_latent_optimizer, il, item, i_grad),
-        ):
-            w[key] -= opt.learning_rate * grad
-            opt.n_iterations += 1
+        # river's optimiser step for each of the four weights, in its order, unrolled
+        opt = m.u_bias_optimizer
+        ub[user] = bu - opt.learning_rate * (g + l2b * bu)
+        opt.n_iterations += 1
+        opt = m.i_bias_optimizer
+        ib[item] = bi - opt.learning_rate * (g + l2b * bi)
+        opt.n_iterations += 1
+        opt = m.u_latent_optimizer
+        u -= opt.learning_rate * u_grad  # in place, as river's ``w[key] -= ...``: u is ul[user]
+        opt.n_iterations += 1
+        opt = m.i_latent_optimizer
+        v -= opt.learning_rate * i_grad
+        opt.n_iterations += 1
 
     def _touch_user(self, user: str) -> None:
         users = self._users
@@ -274,21 +279,52 @@ class MeetupAffinity:
             scores += self.content_weight * np.array(self.content_many(user, tags))
         return scores
 
-    def score_list(
-        self, user: str, biases: Sequence[float], vectors: np.ndarray, tags: Sequence[Sequence[str]] = ()
-    ) -> list[float]:
-        """:meth:`score_many` as a list, without numpy's per-call cost on the few meetups a community
-        has upcoming (the same float operations: the collaborative part is the same matrix product)."""
+    def scorer(
+        self, biases: Sequence[float], vectors: np.ndarray, tags: Sequence[Sequence[str]] = ()
+    ) -> Callable[[str], list[float]]:
+        """:meth:`score_many` of one user at a time as a list, for many users over the same meetups
+        (one batch's ranking: the model does not change meanwhile).  What depends on the meetups
+        only (the global mean, each tag's share of all positives) is computed once, and numpy's
+        per-call cost is paid only for the matrix product on the few meetups a community has
+        upcoming: the same float operations as :meth:`score_many` and :meth:`content_many`."""
         m = self.model
-        base = m.global_mean.get() + m.u_biases.get(user, 0.0)
-        u = m.u_latents.get(user)
-        if u is None:
-            scores = [base + b for b in biases]
-        else:
-            scores = [base + b + d for b, d in zip(biases, (vectors @ u).tolist(), strict=True)]
-        if self.content_weight and tags and user in self.profiles:
-            w = self.content_weight
-            scores = [s + w * c for s, c in zip(scores, self.content_many(user, tags), strict=True)]
+        mean = m.global_mean.get()
+        u_biases, u_latents, profiles = m.u_biases, m.u_latents, self.profiles
+        w, prior, total = self.content_weight, self.prior, self.total_mass
+        shares: dict[str, tuple[float, float]] = {}  # tag → (share of all positives, prior mass)
+        if total:
+            mass = self.tag_mass
+            for tag_list in tags:
+                for t in tag_list:
+                    if t not in shares:
+                        share = mass.get(t, 0.0) / total
+                        shares[t] = (share, prior * share)
+        log = math.log
+
+        def scores(user: str) -> list[float]:
+            base = mean + u_biases.get(user, 0.0)
+            u = u_latents.get(user)
+            if u is None:
+                out = [base + b for b in biases]
+            else:
+                out = [base + b + d for b, d in zip(biases, (vectors @ u).tolist(), strict=True)]
+            if w and tags and user in profiles:
+                profile = profiles[user]
+                if not profile or not total:
+                    return [s + w * 0.0 for s in out]
+                n_u = sum(profile.values())
+                get, scale = profile.get, n_u + prior
+                lift = {
+                    t: log((get(t, 0.0) + pseudo) / (scale * share)) if share else 0.0
+                    for t, (share, pseudo) in shares.items()
+                }
+                for i, tag_list in enumerate(tags):
+                    c = 0.0
+                    for t in tag_list:
+                        c += lift[t]
+                    out[i] += w * (c / len(tag_list) if tag_list else 0.0)
+            return out
+
         return scores
 
     def content_many(self, user: str, tag_lists: Sequence[Sequence[str]]) -> list[float]:

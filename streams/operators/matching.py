@@ -86,6 +86,13 @@ KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
 """Tags that only repeat the post's kind: they say nothing about what is needed or offered."""
 KUDOS_REACTIONS = frozenset({"thanks", "insightful"})
 OTHER_SIDE = {"need": "offer", "offer": "need"}
+_informativeness = lru_cache(maxsize=65_536)(informativeness)  # each key's, once: posts repeat words
+
+
+@lru_cache(maxsize=16_384)  # tag lists repeat (a community's usual topics): normalize each one once
+def _tag_keys(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """A post's index keys for its tags: ``#tag``, normalised, distinct, the kind echoes dropped."""
+    return tuple(f"#{t}" for t in dict.fromkeys(map(normalize_tag, tags)) if t and t not in KIND_TAGS)
 
 
 @lru_cache(maxsize=65_536)  # a post's key is written at every change of its top-k: encode it once
@@ -243,8 +250,8 @@ class MatchMaker:
                     self._expire(state, batch)
             if ev.__class__ is Post:
                 self._post(state, batch, ev, out)  # type: ignore[arg-type]
-            elif ev.__class__ is Reaction:
-                self._reaction(state, ev)  # type: ignore[arg-type]
+            elif ev.__class__ is Reaction and ev.reaction in KUDOS_REACTIONS:  # type: ignore[attr-defined]
+                self._kudos(state, ev)  # type: ignore[arg-type]
         for community, batch in batches.items():
             state = states[community]
             out.commands += self._commands(community, state, batch)
@@ -299,12 +306,11 @@ class MatchMaker:
             elif ev.member != target.member and ev.member not in target.repliers and len(target.repliers) < 5:
                 target.repliers += (ev.member,)
         if ev.kind in OTHER_SIDE:  # only needs and offers are matched: the rest skips text work
-            tags = list(dict.fromkeys(t for t in map(normalize_tag, ev.tags) if t and t not in KIND_TAGS))
             if cfg.chinese == "bigram" and cfg.glossary:  # the text stage's terms: computed once per post
                 terms = list(analysis_of(ev).terms)
             else:
                 terms = extract_terms(ev.text, chinese=cfg.chinese, glossary=cfg.glossary)
-            tag_keys = [f"#{t}" for t in tags]
+            tag_keys = list(_tag_keys(ev.tags))
             state.idf.learn_one(tag_keys + terms)
             previous: dict[str, float] = {}
             old = state.posts.get(ev.post)
@@ -315,9 +321,8 @@ class MatchMaker:
                 self._close(state, batch, old, resolved=False)  # its key is rewritten if it reopens
             self._open(state, batch, ev, tag_keys, terms, previous, out)
 
-    def _reaction(self, state: MatchState, ev: Reaction) -> None:
-        if ev.reaction not in KUDOS_REACTIONS:
-            return
+    def _kudos(self, state: MatchState, ev: Reaction) -> None:
+        """A thanks or insightful reaction: credit the post's author."""
         author = state.authors.get(ev.post)
         if author is not None and author != ev.member:
             self._credit(state, author, 0)
@@ -337,87 +342,97 @@ class MatchMaker:
         previous: dict[str, float], out: Output,
     ) -> None:  # fmt: skip
         cfg = self.config
-        idf = state.idf.idf
-        # Text terms weigh their IDF in this community times how rare they are in the language
-        # (wordfreq): "make", "better", "pay" say little even when this community rarely uses them.
-        weights = {k: idf(k) for k in tag_keys}
-        weights.update((t, idf(t) * informativeness(t)) for t in terms)
-        floor, rare = cfg.informative, cfg.rare
+        idf = state.idf
+        df, n = idf.df, idf.n
+        df_get, log, n1 = df.get, math.log, 1 + n
+        # Text terms weigh their IDF in this community (OnlineIDF.idf, inlined: the same operations)
+        # times how rare they are in the language (wordfreq): "make", "better", "pay" say little
+        # even when this community rarely uses them.
+        weights = {k: log(n1 / (1 + df_get(k, 0))) + 1.0 for k in tag_keys}
+        weights.update((t, (log(n1 / (1 + df_get(t, 0))) + 1.0) * _informativeness(t)) for t in terms)
         if not weights:
             return  # nothing to match on (an empty or emoji-only post)
         by_weight = sorted(weights, key=lambda k: (-weights[k], k))
-        df, limit = state.idf.df, cfg.max_df * state.idf.n if state.idf.n >= 50 else math.inf
-        if state.idf.n >= 50:  # stop words learned from the stream: keep informative keys (at least 2)
-            by_weight = by_weight[:2] + [k for k in by_weight[2:] if df.get(k, 0) <= limit]
+        limit = cfg.max_df * n if n >= 50 else math.inf
+        if n >= 50:  # stop words learned from the stream: keep informative keys (at least 2)
+            by_weight = by_weight[:2] + [k for k in by_weight[2:] if df_get(k, 0) <= limit]
         by_weight = by_weight[: cfg.max_query_keys]
-        keys = sorted(by_weight, key=lambda k: k[0] != "#")  # tags first, each group by weight
-        n_tags = sum(k[0] == "#" for k in keys)
-        tag_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[:n_tags]))
-        text_norm = math.sqrt(sum(weights[k] ** 2 for k in keys[n_tags:]))
+        keys = [k for k in by_weight if k[0] == "#"]  # tags first, each group by weight
+        n_tags = len(keys)
+        tag_norm = math.sqrt(sum([weights[k] ** 2 for k in keys]))
+        text_keys = [k for k in by_weight if k[0] != "#"]
+        text_norm = math.sqrt(sum([weights[k] ** 2 for k in text_keys]))
+        keys += text_keys
         post = OpenPost(ev.post, ev.member, ev.kind, ev.ts, tuple(keys), n_tags, tag_norm, text_norm)
 
         # Dot products over the other side's postings, rarest key first.  Once max_candidates
         # posts are in, later (commoner) keys only add evidence to them: the cost is bounded by
         # max_query_keys x min(max_postings, max_candidates), whatever the number of open posts.
-        acc_tag: dict[str, float] = {}
-        acc_text: dict[str, float] = {}
-        seen: dict[str, None] = {}
-        nsh: dict[str, int] = {}  # shared keys per candidate
-        ninf: dict[str, int] = {}  # shared informative text terms per candidate
+        # candidate → [tag dot product, text dot product (None: no shared key of that kind),
+        # shared keys, shared informative text terms], in the order the postings met them
+        found: dict[str, list[Any]] = {}
+        floor, rare, max_candidates = cfg.informative, cfg.rare, cfg.max_candidates
         other = state.index[OTHER_SIDE[ev.kind]]
         for key in by_weight:
             postings = other.get(key)
             if not postings:
                 continue
             w2 = weights[key] ** 2
-            acc = acc_tag if key[0] == "#" else acc_text
-            get = acc.get
+            at = 0 if key[0] == "#" else 1
             # informative: rare in the language (wordfreq) and not a stop word of this community
             info = (
-                informativeness(key)
-                if key[0] != "#" and df.get(key, 0) <= limit and key not in STOP_TOPICS_EN
-                else 0.0
+                _informativeness(key) if at and df_get(key, 0) <= limit and key not in STOP_TOPICS_EN else 0.0
             )
             counts_as = 2 if info >= rare else 1 if info >= floor else 0
-            if len(seen) < cfg.max_candidates:
-                for pid in postings:
-                    acc[pid] = get(pid, 0.0) + w2
-                    nsh[pid] = nsh.get(pid, 0) + 1
-                    if counts_as:
-                        ninf[pid] = ninf.get(pid, 0) + counts_as
-                seen.update(postings)
-            else:
-                for pid in postings if len(postings) <= len(seen) else [p for p in seen if p in postings]:
-                    if pid in seen:
-                        acc[pid] = get(pid, 0.0) + w2
-                        nsh[pid] = nsh.get(pid, 0) + 1
-                        if counts_as:
-                            ninf[pid] = ninf.get(pid, 0) + counts_as
+            draw = len(found) < max_candidates
+            for pid in postings:
+                rec = found.get(pid)
+                if rec is None:
+                    if draw:
+                        rec = found[pid] = [None, None, 0, 0]
+                    else:
+                        continue
+                dot = rec[at]
+                rec[at] = w2 if dot is None else dot + w2
+                rec[2] += 1
+                rec[3] += counts_as
         scored: list[tuple[float, str]] = []
         posts = state.posts
-        for pid in seen:
-            cand = posts[pid]
-            if cand.member == post.member:
-                continue
-            if pid not in acc_tag and ninf.get(pid, 0) < cfg.min_shared_terms:
-                continue  # no shared tag and fewer than two informative shared words: no evidence
-            tag_cos = min(1.0, acc_tag[pid] / (tag_norm * cand.tag_norm)) if pid in acc_tag else 0.0
-            text_cos = min(1.0, acc_text[pid] / (text_norm * cand.text_norm)) if pid in acc_text else 0.0
-            if not (tag_norm and cand.tag_norm):  # untagged: missing evidence is not negative evidence
-                relevance = (cfg.w_tags + cfg.w_text) * text_cos
-            elif not (text_norm and cand.text_norm):
-                relevance = (cfg.w_tags + cfg.w_text) * tag_cos
-            else:
-                relevance = cfg.w_tags * tag_cos + cfg.w_text * text_cos
-                if not text_cos:  # both texts say something and share nothing: only the tags agree
-                    relevance *= cfg.tags_only_factor
-            relevance *= 1.0 - cfg.single_key_factor ** nsh[pid]  # one shared word is weak evidence
-            if relevance < cfg.min_relevance:
-                continue
-            need, offer = (post, cand) if post.kind == "need" else (cand, post)
-            score = relevance + cfg.w_track * self._track(state, offer.member)
-            score += cfg.w_recency * max(0.0, 1.0 - (state.clock - min(need.ts, offer.ts)) / cfg.ttl_ms)
-            scored.append((round(score, 6), pid))
+        if found:
+            w_tags, w_text, w_both = cfg.w_tags, cfg.w_text, cfg.w_tags + cfg.w_text
+            tags_only, single_key = cfg.tags_only_factor, cfg.single_key_factor
+            min_relevance, min_shared = cfg.min_relevance, cfg.min_shared_terms
+            w_track, w_recency, ttl, track_half = cfg.w_track, cfg.w_recency, cfg.ttl_ms, cfg.track_half
+            records, clock, member, ts = state.records, state.clock, post.member, post.ts
+            is_need = post.kind == "need"
+            for pid, (a_tag, a_text, n_shared, n_informative) in found.items():
+                cand = posts[pid]
+                if cand.member == member:
+                    continue
+                if a_tag is None and n_informative < min_shared:
+                    continue  # no shared tag and fewer than two informative shared words: no evidence
+                tag_cos = 0.0 if a_tag is None else min(1.0, a_tag / (tag_norm * cand.tag_norm))
+                text_cos = 0.0 if a_text is None else min(1.0, a_text / (text_norm * cand.text_norm))
+                if not (tag_norm and cand.tag_norm):  # untagged: missing evidence is not negative evidence
+                    relevance = w_both * text_cos
+                elif not (text_norm and cand.text_norm):
+                    relevance = w_both * tag_cos
+                else:
+                    relevance = w_tags * tag_cos + w_text * text_cos
+                    if not text_cos:  # both texts say something and share nothing: only the tags agree
+                        relevance *= tags_only
+                relevance *= 1.0 - single_key**n_shared  # one shared word is weak evidence
+                if relevance < min_relevance:
+                    continue
+                record = records.get(member if not is_need else cand.member)  # the offerer's track
+                if record is None:
+                    track = 0.0
+                else:
+                    x = record[0] + 3 * record[1]
+                    track = x / (x + track_half)
+                score = relevance + w_track * track
+                score += w_recency * max(0.0, 1.0 - (clock - min(ts, cand.ts)) / ttl)
+                scored.append((round(score, 6), pid))
 
         for key in keys:  # index the new post on its own side
             postings = state.index[ev.kind].setdefault(key, {})
@@ -428,28 +443,24 @@ class MatchMaker:
         batch.touched[post.pid] = None
         batch.closed.pop(post.pid, None)
 
-        post_tags = {k[1:] for k in keys[:n_tags]}
-        post_terms = set(keys[n_tags:])
-        for score, pid in heapq.nsmallest(cfg.max_pairs, scored, key=lambda sp: (-sp[0], sp[1])):
-            cand = posts[pid]
-            changed = self._offer(state, batch, post, cand, score)
-            changed = self._offer(state, batch, cand, post, score) or changed
-            if changed and score > previous.get(pid, -1.0):
-                shared_tags = sorted(post_tags.intersection(k[1:] for k in cand.keys[: cand.n_tags]))
-                shared = post_terms.intersection(cand.keys[cand.n_tags :])
-                terms = sorted(shared, key=lambda t: (-weights[t], t))[:8]
-                need, offer = (post, cand) if post.kind == "need" else (cand, post)
-                out.messages.append(self._message(ev, need, offer, score, shared_tags, terms))
+        if scored:
+            own_keys = set(keys)
+            if len(scored) > 1:
+                scored = heapq.nsmallest(cfg.max_pairs, scored, key=lambda sp: (-sp[0], sp[1]))
+            for score, pid in scored:
+                cand = posts[pid]
+                changed = self._offer(state, batch, post, cand, score)
+                changed = self._offer(state, batch, cand, post, score) or changed
+                if changed and score > previous.get(pid, -1.0):
+                    shared_keys = own_keys.intersection(cand.keys)
+                    shared_tags = sorted([k[1:] for k in shared_keys if k[0] == "#"])
+                    shared = [k for k in shared_keys if k[0] != "#"]
+                    terms = sorted(shared, key=lambda t: (-weights[t], t))[:8]
+                    need, offer = (post, cand) if post.kind == "need" else (cand, post)
+                    out.messages.append(self._message(ev, need, offer, score, shared_tags, terms))
 
         while len(posts) > cfg.max_open_posts:
             self._close(state, batch, next(iter(posts.values())), resolved=False)
-
-    def _track(self, state: MatchState, member: str) -> float:
-        record = state.records.get(member)
-        if record is None:
-            return 0.0
-        x = record[0] + 3 * record[1]
-        return x / (x + self.config.track_half)
 
     def _offer(
         self, state: MatchState, batch: _Batch, holder: OpenPost, cand: OpenPost, score: float

@@ -29,8 +29,9 @@ active keep their previous set until it expires.
 Bounded memory per community: ``max_members`` members and ``max_items`` meetups+tags in the
 model (LRU), ``max_meetups`` meetups in the catalog (dropped ``keep_after_start_ms`` after they
 start, when check-ins stop), ``max_posts`` post → tags entries.  Cost per batch is one pass over
-the upcoming meetups, then per active member one matrix-vector product and a tag-profile lookup
-per upcoming meetup tag.
+the upcoming meetups, then per active member a pass over those they have not answered and, when
+there are several or its list is rewritten, one matrix-vector product and a tag-profile lookup
+per upcoming meetup tag (a ranking of one meetup needs no scores).
 
 >>> from schemas.events import Rsvp
 >>> op = MeetupRecommender()
@@ -47,12 +48,10 @@ per upcoming meetup tag.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-import numpy as np
 
 from online_models.recommender import MeetupAffinity
 from online_models.text_features import normalize_tag
@@ -134,6 +133,13 @@ def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
+def _top(scores: list[float], unanswered: list[tuple[int, str]], k: int) -> list[tuple[float, str]]:
+    """The best ``k`` (-score, meetup) of the ``unanswered`` (index in ``scores``, meetup), best
+    first: scores rounded to 6 places (what Redis gets), ties broken by meetup id."""
+    ranked = sorted([(-round(scores[i], 6), mid) for i, mid in unanswered])
+    return ranked[:k]
+
+
 class RecoState:
     __slots__ = ("clock", "meetups", "model", "post_tags", "retire_at", "written")
 
@@ -193,6 +199,7 @@ class MeetupRecommender:
     def apply_batch(self, states: dict[str, RecoState], events: Sequence[Event]) -> Output:
         out = Output()
         active: dict[str, dict[str, None]] = {}
+        reaction_rating = self.config.reaction_rating
         for ev in events:
             state = states[ev.community]
             members = active.get(ev.community)
@@ -206,10 +213,12 @@ class MeetupRecommender:
             if cls is Rsvp:
                 self._rsvp(state, ev)  # type: ignore[arg-type]
                 members[ev.member] = None
-            elif cls is Reaction:
-                if self._reaction(state, ev):  # type: ignore[arg-type]
+            elif cls is Reaction:  # interest in a tagged post's topics
+                tags = state.post_tags.get(ev.post)  # type: ignore[union-attr]
+                if tags and ev.reaction in INTEREST_REACTIONS:  # type: ignore[union-attr]
+                    state.model.learn_tags(ev.member, tags, reaction_rating)
                     members[ev.member] = None
-            elif cls is Post:
+            elif cls is Post and ev.tags:  # type: ignore[union-attr]
                 self._post(state, ev)  # type: ignore[arg-type]
         for community, members in active.items():
             state = states[community]
@@ -249,13 +258,6 @@ class MeetupRecommender:
             for i in range(min(cfg.negatives, len(pool))):
                 mid = pool[(h + i * 7919) % len(pool)]
                 state.model.learn_one(ev.member, mid, 0.0, state.meetups[mid].tags)
-
-    def _reaction(self, state: RecoState, ev: Reaction) -> bool:
-        tags = state.post_tags.get(ev.post)
-        if not tags or ev.reaction not in INTEREST_REACTIONS:
-            return False
-        state.model.learn_tags(ev.member, tags, self.config.reaction_rating)
-        return True
 
     def _post(self, state: RecoState, ev: Post) -> None:
         tags = _post_tags(ev.tags)
@@ -307,27 +309,22 @@ class MeetupRecommender:
         """Top ``k`` (meetup, score) for ``member``, best first, answered meetups left out."""
         if cache is None:
             cache = self._vectors(state)
-        mids, biases, vectors, tags = cache
-        if not mids:
-            return []
-        scores = state.model.score_list(member, biases, vectors, tags)
+        mids, scorer = cache
         meetups = state.meetups
-        ranked = [
-            (-round(s, 6), mid)
-            for mid, s in zip(mids, scores, strict=True)
-            if member not in meetups[mid].responders
-        ]
-        ranked.sort()
-        return [(mid, -s) for s, mid in ranked[: k or self.config.k]]
+        unanswered = [(i, mid) for i, mid in enumerate(mids) if member not in meetups[mid].responders]
+        if not unanswered:
+            return []
+        return [(mid, -s) for s, mid in _top(scorer(member), unanswered, k or self.config.k)]
 
     def _vectors(
         self, state: RecoState, mids: list[str] | None = None
-    ) -> tuple[list[str], list[float], np.ndarray, list[tuple[str, ...]]]:
+    ) -> tuple[list[str], Callable[[str], list[float]]]:
+        """The candidates and a scorer of them (:meth:`MeetupAffinity.scorer`), once per batch."""
         if mids is None:
             mids = self.candidates(state)
         tags = [state.meetups[mid].tags for mid in mids]
         biases, vectors = state.model.item_vectors(list(zip(mids, tags, strict=True)))
-        return mids, biases.tolist(), vectors, tags
+        return mids, state.model.scorer(biases.tolist(), vectors, tags)
 
     def _publish(
         self, community: str, state: RecoState, members: dict[str, None]
@@ -336,34 +333,46 @@ class MeetupRecommender:
         holds (or its expiry has to move later); and the number of upcoming meetups."""
         commands: list[RedisCommand] = []
         mids, upcoming = self._candidates(state)
-        cache = self._vectors(state, mids)
+        scorer = None  # built when a member's ranking or list needs scores
         ttl = self.config.recs_ttl_seconds
         clock = state.clock
         written = state.written
         meetups = state.meetups
+        k = self.config.k
+        candidates = [(i, mid, meetups[mid].responders) for i, mid in enumerate(mids)]
+        starts = {mid: meetups[mid].starts_at or 0 for mid in mids}
         for member in members:
-            key = recs_key(community, member)
-            recs = self.recommend(state, member, cache=cache) if mids else []
             last = written.pop(member, None)
-            if not recs:
+            unanswered = [(i, mid) for i, mid, responders in candidates if member not in responders]
+            recs = None
+            if len(unanswered) > 1:
+                scorer = scorer or self._vectors(state, mids)[1]
+                recs = _top(scorer(member), unanswered, k)
+                digest = tuple([mid for _, mid in recs])  # the ranking: scores drift with every event
+            else:  # at most one meetup: its ranking needs no scores (they are computed if written)
+                digest = tuple([mid for _, mid in unanswered[:k]])
+            if not digest:
                 if last is None or last[0]:
-                    commands.append(["DEL", key])
+                    commands.append(["DEL", recs_key(community, member)])
                 written[member] = ((), NEVER)
                 continue
-            digest = tuple(mid for mid, _ in recs)  # the ranking: scores drift with every event
-            last_start = max(meetups[mid].starts_at or 0 for mid, _ in recs)
+            last_start = starts[digest[0]] if len(digest) == 1 else max(map(starts.__getitem__, digest))
             seconds = max(1, min(ttl, -(-(last_start - clock) // 1000)))
             deadline = clock + 1000 * seconds
             if last is not None and last[0] == digest and last[1] > clock:  # the key holds this ranking
                 if deadline > last[1] + 1000:  # its expiry moves later (beyond rounding)
-                    commands.append(["EXPIRE", key, seconds])
+                    commands.append(["EXPIRE", recs_key(community, member), seconds])
                 else:
                     deadline = last[1]
                 written[member] = (digest, deadline)
                 continue
+            if recs is None:
+                scorer = scorer or self._vectors(state, mids)[1]
+                recs = _top(scorer(member), unanswered, k)
+            key = recs_key(community, member)
             zadd: RedisCommand = ["ZADD", key]
-            for mid, score in recs:
-                zadd += [score, mid]
+            for s, mid in recs:
+                zadd += (-s, mid)
             commands += [["DEL", key], zadd, ["EXPIRE", key, seconds]]
             written[member] = (digest, deadline)
         while len(written) > self.config.max_members:

@@ -332,7 +332,7 @@ class TrendingTopics:
         # The surge test runs for mentions in the current bucket past warm-up, and only once the
         # last window holds half of ``surge_min_count`` (the first test of _check_surge, hoisted).
         surge = age == 0 and st.seen >= self.warmup_buckets
-        surge_half = self.surge_min_count
+        min_count = self.surge_min_count
         for name in topics:
             tp = all_topics.get(name)
             candidates[name] = None
@@ -342,7 +342,7 @@ class TrendingTopics:
                 # surge test needs 2 × 1 ≥ surge_min_count.
                 tp = all_topics[name] = Topic(ring, ts, b)
                 tp.counts[age] = 1
-                if surge and 2 >= surge_half:
+                if surge and min_count <= 2:
                     self._check_surge(st, name, tp, 1, ts, out)
                 continue
             if tp.at != b:
@@ -356,7 +356,7 @@ class TrendingTopics:
                 self._credit(tp, member, 2)
             if surge and b >= tp.quiet_until:
                 n = sum(c[: per_window + 1])
-                if 2 * n >= surge_half:
+                if 2 * n >= min_count:
                     self._check_surge(st, name, tp, n, ts, out)
         recent = st.recent_posts
         recent[ev.post] = topics

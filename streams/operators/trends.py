@@ -393,9 +393,7 @@ class TrendingTopics:
         if not mine:
             topics = found if len(set(found)) == len(found) else tuple(dict.fromkeys(found))
         else:
-            merged = dict.fromkeys(mine)
-            merged.update(dict.fromkeys(found))
-            topics = tuple(merged)
+            topics = tuple(dict.fromkeys(mine + found))  # tags first; a text topic once
         return topics[: self.max_topics_per_post]
 
     def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
@@ -538,8 +536,8 @@ class TrendingTopics:
                 tp.counts = [0] * k + tp.counts[: ring - k] if k < ring else [0] * ring
                 tp.at = b
             c = tp.counts
-            hour = sum(c[per_window + 1 :])  # the window before the one that just ended
             y = sum(c[1 : per_window + 1])
+            hour = sum(c) - y - c[0]  # the window before the one that just ended
             pending = tp.pending
             if pending is not None:
                 prev, level = pending
@@ -873,7 +871,7 @@ class TrendingTopics:
                     dropped.append(name)
                 continue
             recent = c[0] + c[1] + c[2]
-            prev = sum(c[per_window + 1 :])
+            prev = sum(c) - hour
             s = level + 1.0
             z = base + (w_hour * hour + w_recent * recent + w_prev * prev + w_level * level) / s
             forecast = z * s if z > 0.0 else 0.0

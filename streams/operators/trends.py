@@ -58,9 +58,12 @@ heaviest by level and recent count; at once when a flood of new terms passes 2 Ã
 
 Cost (issue 14): a topic's buckets shift lazily (:meth:`TrendingTopics._sync`, the same float
 operations as one bucket step at a time, all topics at each window boundary), a bucket boundary
-ranks only the topics that may be supported (``TrendState.candidates``), a window boundary learns
-its forecasts with river's SGD inlined (:meth:`~online_models.trends.TopicForecaster.learn_many`,
-bit-identical weights).  A topic pickles
+ranks only the topics that may be supported (``TrendState.candidates``) and computes the views it
+publishes in the same pass, a window boundary visits each topic once and learns its forecasts with
+river's SGD inlined (:meth:`~online_models.trends.TopicForecaster.learn_many`, bit-identical
+weights).  Shortcuts that rest on exact bounds, so nothing written changes: the surge test is not
+run for a mention below its topic's gate for the bucket (:meth:`TrendingTopics._gate`), and an
+engagement skips a topic that cannot keep members without bringing it up to date.  A topic pickles
 to ~100 bytes; measured snapshots: ~30 KB for a community of 40 posts an hour, â‰¤ ~50 KB at 500.
 
 >>> from schemas.events import Post

@@ -861,9 +861,18 @@ class TrendingTopics:
             if tp is None:
                 dropped.append(name)
                 continue
-            if tp.at != bucket:
-                sync(tp, bucket)
             c = tp.counts
+            if tp.at != bucket:
+                # Unsupported already before it is brought up to date (shifting drops counts; its
+                # level absorbs c[0], then only decays): the same then, and nothing to publish.
+                raw = tp.level
+                most = max(raw, raw + alpha * (c[0] * per_window - raw)) * corr
+                if most < 1.0 and sum(c[: per_window + 1]) < support:
+                    if most < 0.99:  # ≥ its level then, whose c[0] is 0: as below
+                        dropped.append(name)
+                    continue
+                sync(tp, bucket)
+                c = tp.counts
             level = tp.level * corr
             hour = sum(c[: per_window + 1])
             if level < 1.0 and hour < support:

@@ -119,8 +119,15 @@ def test_a_snapshot_from_before_issue_14_loads_and_continues_the_same(stream):
 
 
 class _Plain(TrendingTopics):
-    """The surge test for every mention past half of ``surge_min_count`` (no gate) and each
-    engagement brought up to date and credited through :meth:`_credit` (no skip)."""
+    """The surge test for every mention past half of ``surge_min_count`` (no gate), each
+    engagement brought up to date and credited through :meth:`_credit` (no skip), and every
+    topic brought up to date before a ranking (no candidate passed over as unsupported before)."""
+
+    def _rank(
+        self, st: TrendState, corr: float, act: float, coef: Any, views: dict[str, Any] | None = None
+    ) -> list[tuple[float, str]]:
+        self._sync_all(st)
+        return super()._rank(st, corr, act, coef, views)
 
     def _gate(self, st: TrendState, tp: Topic) -> tuple[int, float, float]:
         return st.bucket, 0.0, 0.0
@@ -133,9 +140,10 @@ class _Plain(TrendingTopics):
                 self._credit(tp, member, points)
 
 
-def test_the_surge_gate_and_the_engagement_skip_change_nothing():
-    """Both shortcuts rest on bounds (see ``_gate`` and ``_engage``); with surge thresholds low
-    enough for ~130 alerts many tests land near them (a gate 30 % too high changes the alerts)."""
+def test_the_shortcuts_on_bounds_change_nothing():
+    """The surge gate, the engagement skip and the ranking's early skip rest on bounds (see
+    ``_gate``, ``_engage``, ``_rank``); with surge thresholds low enough for ~130 alerts many tests
+    land near them (a gate 30 % too high changes the alerts)."""
     events, _ = topic_stream(days=3, communities=3, seed=23, surges_per_week=10)
     low = {
         "surge_ratio": 2.0, "surge_short_ratio": 2.5, "surge_min_count": 4, "cooldown_windows": 1,

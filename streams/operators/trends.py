@@ -62,8 +62,9 @@ ranks only the topics that may be supported (``TrendState.candidates``) and comp
 publishes in the same pass, a window boundary visits each topic once and learns its forecasts with
 river's SGD inlined (:meth:`~online_models.trends.TopicForecaster.learn_many`, bit-identical
 weights).  Shortcuts that rest on exact bounds, so nothing written changes: the surge test is not
-run for a mention below its topic's gate for the bucket (:meth:`TrendingTopics._gate`), and an
-engagement skips a topic that cannot keep members without bringing it up to date.  A topic pickles
+run for a mention below its topic's gate for the bucket (:meth:`TrendingTopics._gate`); an
+engagement skips, and a ranking passes over, a topic that cannot keep members or be ranked, without
+bringing it up to date.  A topic pickles
 to ~100 bytes; measured snapshots: ~30 KB for a community of 40 posts an hour, ≤ ~50 KB at 500.
 
 >>> from schemas.events import Post

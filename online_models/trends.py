@@ -275,7 +275,10 @@ class TopicForecaster:
         lr_b = float(reg.intercept_lr.get(0))
         for hour, recent, prev, level, act, buckets, y in rows:
             s = level + 1.0
-            xh, xr, xp, xl = hour / s, recent * buckets / 2.0 / s, prev / s, level / s
+            xh = hour / s
+            xr = recent * buckets / 2.0 / s
+            xp = prev / s
+            xl = level / s
             raw = w_hour * xh + w_recent * xr + w_prev * xp + w_level * xl + w_act * act + b
             g = 2 * (raw - y / s)
             g = -clip if g < -clip else clip if g > clip else g

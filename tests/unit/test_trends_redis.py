@@ -118,6 +118,66 @@ def test_a_snapshot_from_before_issue_14_loads_and_continues_the_same(stream):
     assert all(s.ranked is not None for s in old.values())  # rebuilt at the first bucket boundary
 
 
+class _Plain(TrendingTopics):
+    """The surge test for every mention past half of ``surge_min_count`` (no gate), each
+    engagement brought up to date and credited through :meth:`_credit` (no skip), and every
+    topic brought up to date before a ranking (no candidate passed over as unsupported before)."""
+
+    def _rank(
+        self, st: TrendState, corr: float, act: float, coef: Any, views: dict[str, Any] | None = None
+    ) -> list[tuple[float, str]]:
+        self._sync_all(st)
+        return super()._rank(st, corr, act, coef, views)
+
+    def _gate(self, st: TrendState, tp: Topic) -> tuple[int, float, float]:
+        return st.bucket, 0.0, 0.0
+
+    def _engage(self, st: TrendState, topics: tuple[str, ...], member: str, points: int) -> None:
+        for name in topics:
+            tp = st.topics.get(name)
+            if tp is not None:
+                self._sync(tp, st.bucket)
+                self._credit(tp, member, points)
+
+
+def test_the_shortcuts_on_bounds_change_nothing():
+    """The surge gate, the engagement skip and the ranking's early skip rest on bounds (see
+    ``_gate``, ``_engage``, ``_rank``); with surge thresholds low enough for ~130 alerts many tests
+    land near them (a gate 30 % too high changes the alerts)."""
+    events, _ = topic_stream(days=3, communities=3, seed=23, surges_per_week=10)
+    low = {
+        "surge_ratio": 2.0, "surge_short_ratio": 2.5, "surge_min_count": 4, "cooldown_windows": 1,
+        "surge_alpha": 0.01, "surge_short_alpha": 0.01,
+    }  # fmt: skip
+
+    def run(op: TrendingTopics) -> list[tuple[Any, ...]]:
+        outs = iter_locally(op, time_batches(events, 60_000))
+        return [(out.commands, out.messages, out.observations) for _, out in outs]
+
+    plain = run(_Plain(**low))
+    assert sum(len(messages) for _, messages, _ in plain) > 100
+    assert run(TrendingTopics(**low)) == plain
+    assert run(TrendingTopics()) == run(_Plain())
+
+
+def test_a_refresh_ranks_with_the_views_it_publishes(stream):
+    """``_rank`` computes the views of what it ranks alongside (two forecasts, each in its own
+    order of operations): they are :meth:`_views`' to the bit."""
+    op = TrendingTopics()
+    states: dict[str, TrendState] = {}
+    checked = 0
+    for _ in iter_locally(op, time_batches(stream[:20_000], 60_000), states):
+        for st_ in states.values():
+            corr = op.level_factor(st_)
+            act, coef = op._activity(st_, corr), st_.model.coefficients()
+            views: dict[str, Any] = {}
+            ranked = op._rank(st_, corr, act, coef, views)
+            assert {name for _, name in ranked} == set(views)
+            assert op._views(st_, list(views), corr, act, coef) == views
+            checked += len(views)
+    assert checked > 10_000
+
+
 def test_post_topics_are_the_text_stages(stream):
     op = TrendingTopics()
     posts = [ev for ev in stream if isinstance(ev, Post)][:3000]

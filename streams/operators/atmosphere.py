@@ -395,6 +395,7 @@ class AtmosphereIndex:
         """``detector`` replaces the configured drop detector (``evaluate_detectors`` plugs in candidates)."""
         self.config = c = config or AtmosphereConfig()
         self._weights = ((c.post_weight, c.post_weight), (c.reaction_weight, c.detect_reaction_weight))
+        self._slot_ms = c.slot_ms
         self._detector = detector
 
     @classmethod
@@ -422,10 +423,11 @@ class AtmosphereIndex:
     def apply_batch(self, states: dict[str, AtmosphereState], events: Sequence[Event]) -> Output:
         out = Output()
         touched: dict[str, AtmosphereState] = {}
+        apply = self.apply
         for ev in events:
-            st = states[ev.community]
-            touched[ev.community] = st
-            self.apply(st, ev, out)
+            community = ev.community
+            st = touched[community] = states[community]
+            apply(st, ev, out)
         for community, st in touched.items():
             index, baseline = round(st.index, 4), round(st.baseline, 4)
             out.commands.append(
@@ -446,10 +448,15 @@ class AtmosphereIndex:
         if ts < st.last_ts:
             ts = st.last_ts  # a little out of order: apply it now, never move time backwards
         st.last_ts = ts
-        self._activity(st, ts, out)
+        slot = ts // self._slot_ms  # the activity count (_activity), its common case inlined
+        if slot == st.slot:
+            st.slot_count += 1
+        else:
+            self._activity(st, ts, out)
         cls = ev.__class__
         if cls is Post:
-            x = analysis_of(ev).sentiment
+            analysis = ev.analysis  # type: ignore[union-attr]
+            x = (analysis if analysis is not None else analysis_of(ev)).sentiment
             channel = 0
             st.posts += 1
         elif cls is Reaction:
@@ -496,8 +503,9 @@ class AtmosphereIndex:
         if not frozen:  # exponentially weighted mean and second moment of negativity (one per event)
             ch_w[channel] = cw + 1.0
             k = 1.0 / (cw + 1.0)
-            st.ch_m[channel] += k * (neg - st.ch_m[channel])
-            st.ch_s[channel] += k * (neg * neg - st.ch_s[channel])
+            ch_m, ch_s = st.ch_m, st.ch_s
+            ch_m[channel] += k * (neg - ch_m[channel])
+            ch_s[channel] += k * (neg * neg - ch_s[channel])
 
         if cls is Post:
             if x <= c.negative_post:

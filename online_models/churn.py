@@ -98,7 +98,8 @@ class MemberTable:
         dict look-ups were a third of a touch's cost.  Not pickled, bound again on load."""
         cols = self.cols
         self.last, self.c7, self.c28, self.days = cols["last"], cols["c7"], cols["c28"], cols["days"]
-        self.pending, self.after, self.posts, self.sent = cols["pending"], cols["after"], cols["posts"], cols["sent"]
+        self.pending, self.after = cols["pending"], cols["after"]
+        self.posts, self.sent = cols["posts"], cols["sent"]
         self._stamped = (cols["first"], cols["last"])  # a new row's first and last action: its ts
         self._zeroed = [col for name, col in cols.items() if name not in ("first", "last")]
 

@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -101,11 +101,10 @@ class Rejection(NamedTuple):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# ASCII digits only (\d would take other scripts' digits); the offset is checked below
+# ASCII digits only (re.ASCII: \d would otherwise take other scripts' digits); the offset is checked below
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
+    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)?\Z", re.ASCII
 )
-_MS = timedelta(milliseconds=1)
 
 
 class TimestampError(ValueError):
@@ -139,7 +138,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time") from None
     if dt.tzinfo is None:
         raise TimestampError(f"{field} {value[:64]!r} has no UTC offset (RFC 3339 requires one)")
-    return (dt - _EPOCH) // _MS  # exact integer arithmetic: no float rounding at window edges
+    td = dt - _EPOCH  # exact integer arithmetic (no float rounding at window edges), = td // 1 ms
+    return td.days * 86_400_000 + td.seconds * 1000 + td.microseconds // 1000
 
 
 # The fast path's types: each constraint mirrors the schema file (tests/test_schema_contract.py).
@@ -211,12 +211,15 @@ class EventDecoder:
             "reactions": _build_reaction,
             "rsvps": _build_rsvp,
         }
-        # msgspec decodes and validates straight into the struct (no dict in between)
-        self._fast_decoders = {topic: msgspec.json.Decoder(t) for topic, t in _FAST_TYPES.items()}
-        self._fast_builders: dict[str, Callable[[Any, int], Event]] = {
+        # msgspec decodes and validates straight into the struct (no dict in between); per topic
+        # its decode and the builder of the event, in one look-up
+        builders: dict[str, Callable[[Any, int], Event]] = {
             "posts": _fast_post,
             "reactions": _fast_reaction,
             "rsvps": _fast_rsvp,
+        }
+        self._fast: dict[str, tuple[Callable[[bytes], Any], Callable[[Any, int], Event]]] = {
+            topic: (msgspec.json.Decoder(t).decode, builders[topic]) for topic, t in _FAST_TYPES.items()
         }
 
     def latest_ts(self) -> int:
@@ -229,8 +232,9 @@ class EventDecoder:
             return Rejection("invalid_json", "message has no value (tombstone)")
         if len(raw) > self.max_message_bytes:
             return Rejection("oversized", f"message is {len(raw)} bytes, limit {self.max_message_bytes}")
+        fast_decode, build = self._fast[topic]
         try:
-            fast = self._fast_decoders[topic].decode(raw)
+            fast = fast_decode(raw)
         except (msgspec.DecodeError, RecursionError):  # not JSON, too deep, or not the fast path's shape:
             # orjson and the schema file say why
             try:
@@ -238,9 +242,12 @@ class EventDecoder:
             except orjson.JSONDecodeError as exc:
                 return Rejection("invalid_json", str(exc)[:200])
             return self._decode_checked(topic, data, latest_ts)
+        latest = latest_ts if latest_ts is not None else self.latest_ts()
         try:
-            ts = self._check_ts(parse_ts(fast.ts), latest_ts)  # type: ignore[attr-defined]
-            return self._fast_builders[topic](fast, ts)
+            ts = parse_ts(fast.ts)  # type: ignore[attr-defined]
+            if ts < MIN_TS_MS or ts > latest:
+                self._check_ts(ts, latest)  # raises, saying which bound
+            return build(fast, ts)
         except TimestampError as exc:
             return Rejection("timestamp", str(exc))
 

@@ -494,7 +494,8 @@ class AtmosphereIndex:
         u = 0.0
         if warm:
             mean = st.ch_m[channel]
-            sd = math.sqrt(max(st.ch_s[channel] - mean * mean, 0.0))
+            var = st.ch_s[channel] - mean * mean
+            sd = math.sqrt(0.0 if 0.0 > var else var)  # max(var, 0.0) without the call
             u = (neg - mean) / (sd if sd > c.sd_floor else c.sd_floor)
             if u < -c.u_clip:
                 u = -c.u_clip
@@ -606,8 +607,8 @@ class AtmosphereIndex:
         tracked = st.severe_posts
         if channel == 0:
             bins = c.severe_text_bins
-            i = 0
-            while i < len(bins) and x > bins[i]:
+            i, n_bins = 0, len(bins)
+            while i < n_bins and x > bins[i]:
                 i += 1
             member = ev.member
             members = st.severe_members  # member -> event time of their newest tracked post
@@ -638,7 +639,9 @@ class AtmosphereIndex:
             entry[0] = cap if r > cap else 1.0 / cap if r * cap < 1.0 else r
             if entry[2] < st.severe_since:  # the statistic restarted after this post: its term is
                 return False  # no longer in the sum (its odds still teach p0)
-        p0 = min(max(st.neg_share[0], 0.02), 0.5)
+        p0 = st.neg_share[0]  # min(max(p0, 0.02), 0.5) without the calls (it runs per event)
+        p0 = 0.02 if 0.02 > p0 else p0
+        p0 = 0.5 if 0.5 < p0 else p0
         p1, r = c.severe_p1, entry[0]
         term = math.log((p1 * r + 1.0 - p1) / (p0 * r + 1.0 - p0))
         if term > 0.0:

@@ -495,7 +495,7 @@ class AtmosphereIndex:
         if warm:
             mean = st.ch_m[channel]
             var = st.ch_s[channel] - mean * mean
-            sd = math.sqrt(0.0 if 0.0 > var else var)  # max(var, 0.0) without the call
+            sd = math.sqrt(0.0 if var < 0.0 else var)  # max(var, 0.0) without the call
             u = (neg - mean) / (sd if sd > c.sd_floor else c.sd_floor)
             if u < -c.u_clip:
                 u = -c.u_clip
@@ -640,8 +640,8 @@ class AtmosphereIndex:
             if entry[2] < st.severe_since:  # the statistic restarted after this post: its term is
                 return False  # no longer in the sum (its odds still teach p0)
         p0 = st.neg_share[0]  # min(max(p0, 0.02), 0.5) without the calls (it runs per event)
-        p0 = 0.02 if 0.02 > p0 else p0
-        p0 = 0.5 if 0.5 < p0 else p0
+        p0 = 0.02 if p0 < 0.02 else p0
+        p0 = 0.5 if p0 > 0.5 else p0
         p1, r = c.severe_p1, entry[0]
         term = math.log((p1 * r + 1.0 - p1) / (p0 * r + 1.0 - p0))
         if term > 0.0:

@@ -101,10 +101,20 @@ class Rejection(NamedTuple):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# ASCII digits only (re.ASCII: \d would otherwise take other scripts' digits); the offset is checked below
+# ASCII digits only (re.ASCII: \d would otherwise take other scripts' digits); the offset is checked
+# below.  Groups: up to the minute, seconds, fraction, offset (for the per-minute cache).
 _RFC3339 = re.compile(
-    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)?\Z", re.ASCII
+    r"(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?\Z", re.ASCII
 )
+_SECOND_MS = {f"{s:02d}": s * 1000 for s in range(60)}  # "60" (a leap second) is absent: exact path
+_FRACTION_MS = {  # the first three digits of a fraction → whole milliseconds ("5" → 500)
+    f"{n:0{k}d}": int(f"{n:0{k}d}".ljust(3, "0")) for k in (1, 2, 3) for n in range(10**k)
+}
+_MINUTES: dict[str, int] = {}
+"""Minute and UTC offset of a timestamp (e.g. ``2026-01-01T08:00+08:00``) → that minute in epoch
+ms.  Event times cluster around now, so the minutes are few and a minute's later timestamps skip
+``fromisoformat`` and the datetime arithmetic (~0.6 µs of the ~1.2 µs a parse took)."""
+_MINUTES_MAX = 100_000  # cleared when full
 
 
 class TimestampError(ValueError):
@@ -116,6 +126,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
 
     >>> parse_ts("2026-01-01T08:00:00+08:00"), parse_ts(5), parse_ts(5.0), parse_ts("2026-01-01t00:00:00.5z")
     (1767225600000, 5, 5, 1767225600500)
+    >>> parse_ts("2026-01-01T08:00:59.1239+08:00") - parse_ts("2026-01-01T08:00:00+08:00")  # cached minute
+    59123
     >>> parse_ts("2026-01-01T00:00:00")
     Traceback (most recent call last):
     ...
@@ -129,8 +141,27 @@ def parse_ts(value: object, field: str = "ts") -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
         raise TimestampError(f"{field} {value!r:.40} is not integer epoch milliseconds")
-    if not _RFC3339.match(value):
+    match = _RFC3339.match(value)
+    if match is None:
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time")
+    minute, second, fraction, offset = match.groups()
+    if offset is not None:
+        base = _MINUTES.get(minute + offset)
+        if base is not None:
+            second_ms = _SECOND_MS.get(second)
+            if second_ms is not None:
+                return base + second_ms + (_FRACTION_MS[fraction[:3]] if fraction else 0)
+    ms = _parse_rfc3339(value, field)
+    second_ms = _SECOND_MS.get(second)
+    if offset is not None and second_ms is not None:  # a valid minute (whole-minute offset): cached
+        if len(_MINUTES) >= _MINUTES_MAX:
+            _MINUTES.clear()
+        _MINUTES[minute + offset] = ms - second_ms - (_FRACTION_MS[fraction[:3]] if fraction else 0)
+    return ms
+
+
+def _parse_rfc3339(value: str, field: str) -> int:
+    """A string of RFC 3339's shape → epoch ms by ``datetime`` (which rejects impossible dates)."""
     try:
         # RFC 3339 (5.6) allows lower case t and z; fromisoformat takes only upper case
         dt = datetime.fromisoformat(value.upper())

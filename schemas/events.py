@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -101,11 +101,20 @@ class Rejection(NamedTuple):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# ASCII digits only (\d would take other scripts' digits); the offset is checked below
+# ASCII digits only (re.ASCII: \d would otherwise take other scripts' digits); the offset is checked
+# below.  Groups: up to the minute, seconds, fraction, offset (for the per-minute cache).
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
+    r"(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?\Z", re.ASCII
 )
-_MS = timedelta(milliseconds=1)
+_SECOND_MS = {f"{s:02d}": s * 1000 for s in range(60)}  # "60" (a leap second) is absent: exact path
+_FRACTION_MS = {  # the first three digits of a fraction → whole milliseconds ("5" → 500)
+    f"{n:0{k}d}": int(f"{n:0{k}d}".ljust(3, "0")) for k in (1, 2, 3) for n in range(10**k)
+}
+_MINUTES: dict[str, int] = {}
+"""Minute and UTC offset of a timestamp (e.g. ``2026-01-01T08:00+08:00``) → that minute in epoch
+ms.  Event times cluster around now, so the minutes are few and a minute's later timestamps skip
+``fromisoformat`` and the datetime arithmetic (~0.6 µs of the ~1.2 µs a parse took)."""
+_MINUTES_MAX = 100_000  # cleared when full
 
 
 class TimestampError(ValueError):
@@ -117,6 +126,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
 
     >>> parse_ts("2026-01-01T08:00:00+08:00"), parse_ts(5), parse_ts(5.0), parse_ts("2026-01-01t00:00:00.5z")
     (1767225600000, 5, 5, 1767225600500)
+    >>> parse_ts("2026-01-01T08:00:59.1239+08:00") - parse_ts("2026-01-01T08:00:00+08:00")  # cached minute
+    59123
     >>> parse_ts("2026-01-01T00:00:00")
     Traceback (most recent call last):
     ...
@@ -130,8 +141,27 @@ def parse_ts(value: object, field: str = "ts") -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
         raise TimestampError(f"{field} {value!r:.40} is not integer epoch milliseconds")
-    if not _RFC3339.match(value):
+    match = _RFC3339.match(value)
+    if match is None:
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time")
+    minute, second, fraction, offset = match.groups()
+    if offset is not None:
+        base = _MINUTES.get(minute + offset)
+        if base is not None:
+            second_ms = _SECOND_MS.get(second)
+            if second_ms is not None:
+                return base + second_ms + (_FRACTION_MS[fraction[:3]] if fraction else 0)
+    ms = _parse_rfc3339(value, field)
+    second_ms = _SECOND_MS.get(second)
+    if offset is not None and second_ms is not None:  # a valid minute (whole-minute offset): cached
+        if len(_MINUTES) >= _MINUTES_MAX:
+            _MINUTES.clear()
+        _MINUTES[minute + offset] = ms - second_ms - (_FRACTION_MS[fraction[:3]] if fraction else 0)
+    return ms
+
+
+def _parse_rfc3339(value: str, field: str) -> int:
+    """A string of RFC 3339's shape → epoch ms by ``datetime`` (which rejects impossible dates)."""
     try:
         # RFC 3339 (5.6) allows lower case t and z; fromisoformat takes only upper case
         dt = datetime.fromisoformat(value.upper())
@@ -139,7 +169,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
         raise TimestampError(f"{field} {value[:64]!r} is not an RFC 3339 date-time") from None
     if dt.tzinfo is None:
         raise TimestampError(f"{field} {value[:64]!r} has no UTC offset (RFC 3339 requires one)")
-    return (dt - _EPOCH) // _MS  # exact integer arithmetic: no float rounding at window edges
+    td = dt - _EPOCH  # exact integer arithmetic (no float rounding at window edges), = td // 1 ms
+    return td.days * 86_400_000 + td.seconds * 1000 + td.microseconds // 1000
 
 
 # The fast path's types: each constraint mirrors the schema file (tests/test_schema_contract.py).
@@ -211,12 +242,15 @@ class EventDecoder:
             "reactions": _build_reaction,
             "rsvps": _build_rsvp,
         }
-        # msgspec decodes and validates straight into the struct (no dict in between)
-        self._fast_decoders = {topic: msgspec.json.Decoder(t) for topic, t in _FAST_TYPES.items()}
-        self._fast_builders: dict[str, Callable[[Any, int], Event]] = {
+        # msgspec decodes and validates straight into the struct (no dict in between); per topic
+        # its decode and the builder of the event, in one look-up
+        builders: dict[str, Callable[[Any, int], Event]] = {
             "posts": _fast_post,
             "reactions": _fast_reaction,
             "rsvps": _fast_rsvp,
+        }
+        self._fast: dict[str, tuple[Callable[[bytes], Any], Callable[[Any, int], Event]]] = {
+            topic: (msgspec.json.Decoder(t).decode, builders[topic]) for topic, t in _FAST_TYPES.items()
         }
 
     def latest_ts(self) -> int:
@@ -229,8 +263,9 @@ class EventDecoder:
             return Rejection("invalid_json", "message has no value (tombstone)")
         if len(raw) > self.max_message_bytes:
             return Rejection("oversized", f"message is {len(raw)} bytes, limit {self.max_message_bytes}")
+        fast_decode, build = self._fast[topic]
         try:
-            fast = self._fast_decoders[topic].decode(raw)
+            fast = fast_decode(raw)
         except (msgspec.DecodeError, RecursionError):  # not JSON, too deep, or not the fast path's shape:
             # orjson and the schema file say why
             try:
@@ -238,9 +273,12 @@ class EventDecoder:
             except orjson.JSONDecodeError as exc:
                 return Rejection("invalid_json", str(exc)[:200])
             return self._decode_checked(topic, data, latest_ts)
+        latest = latest_ts if latest_ts is not None else self.latest_ts()
         try:
-            ts = self._check_ts(parse_ts(fast.ts), latest_ts)  # type: ignore[attr-defined]
-            return self._fast_builders[topic](fast, ts)
+            ts = parse_ts(fast.ts)  # type: ignore[attr-defined]
+            if ts < MIN_TS_MS or ts > latest:
+                self._check_ts(ts, latest)  # raises, saying which bound
+            return build(fast, ts)
         except TimestampError as exc:
             return Rejection("timestamp", str(exc))
 

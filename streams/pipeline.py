@@ -135,39 +135,54 @@ class Pipeline:
         dead: list[DeadLetter] = []
         changes: dict[TopicPartition, PartitionChange] = {}
         duplicates = 0
-        processed = 0
         aligner = self.aligner
         buffered_end = aligner.buffered_end
         pending: dict[TopicPartition, list[tuple[int | None, int, tuple[Message, Event | Rejection]]]] = {}
+        pending_bytes: dict[TopicPartition, int] = {}
+        floors: dict[TopicPartition, int] = {}  # per partition: offsets below it are applied or held
         for msg in messages:
-            tp = (msg.topic, msg.partition)
-            prog = progress.get(tp)
-            if prog is None:
-                prog = progress[tp] = PartitionProgress()
-            offset = msg.offset
-            if offset < prog.next_offset or offset < buffered_end.get(tp, -1):
+            topic, partition, offset, _, value = msg
+            tp = (topic, partition)
+            floor = floors.get(tp)
+            if floor is None:
+                prog = progress.get(tp)
+                if prog is None:
+                    prog = progress[tp] = PartitionProgress()
+                floor = floors[tp] = max(prog.next_offset, buffered_end.get(tp, -1))
+            if offset < floor:
                 continue  # applied (or held) already, e.g. before a restart or rebalance: never twice
-            ev = decode(msg.topic, msg.value, latest_ts)
-            if ev.__class__ is Post and len(ev.text) > text_max:  # type: ignore[union-attr]
+            ev = decode(topic, value, latest_ts)
+            cls = ev.__class__
+            if cls is Post and len(ev.text) > text_max:  # type: ignore[union-attr]
                 ev.text = ev.text[:text_max]  # type: ignore[union-attr]  # operators read only a prefix
             entries = pending.get(tp)
             if entries is None:
                 entries = pending[tp] = []
-            entries.append((None if ev.__class__ is Rejection else ev.ts, offset, (msg, ev)))  # type: ignore[union-attr]
+                pending_bytes[tp] = 0
+            entries.append((None if cls is Rejection else ev.ts, offset, (msg, ev)))  # type: ignore[union-attr]
+            if value is not None:
+                pending_bytes[tp] += len(value)
         held_bytes = self.held_bytes
         for tp, entries in pending.items():
             aligner.add_many(tp, entries, now)
-            held_bytes[tp] = held_bytes.get(tp, 0) + sum(len(e[2][0].value or b"") for e in entries)
+            held_bytes[tp] = held_bytes.get(tp, 0) + pending_bytes[tp]
         for tp in ends:
             aligner.caught_up(tp)
-        for _, offset, tp, (msg, ev) in aligner.release(now):
-            held_bytes[tp] -= len(msg.value or b"")
-            prog = progress[tp]
-            change = changes.get(tp)
-            if change is None:
+        released = aligner.release(now)
+        # Per partition while releasing: [progress, change, bytes released, and the window start,
+        # ids seen and ids new of its latest event] (consecutive events mostly share a window).
+        open_tps: dict[TopicPartition, list[Any]] = {}
+        for _, offset, tp, (msg, ev) in released:
+            at = open_tps.get(tp)
+            if at is None:
+                prog = progress[tp]
                 change = changes[tp] = PartitionChange(prog.next_offset, prog.next_offset, prog.watermark)
+                at = open_tps[tp] = [prog, change, 0, None, None, None]
+            else:
+                prog = at[0]
+            if msg.value is not None:
+                at[2] += len(msg.value)
             prog.next_offset = offset + 1
-            processed += 1
             if ev.__class__ is Rejection:
                 dead.append(DeadLetter(msg, ev.reason, ev.detail))  # type: ignore[union-attr]
                 continue
@@ -185,20 +200,30 @@ class Pipeline:
                     )
                 )
                 continue
-            seen = prog.seen.get(start)
-            if seen is None:
-                seen = prog.seen[start] = set()
+            if start != at[3]:
+                seen = prog.seen.get(start)
+                if seen is None:
+                    seen = prog.seen[start] = set()
+                at[3], at[4], at[5] = start, seen, None
+            else:
+                seen = at[4]
             ev_id = ev.id  # type: ignore[union-attr]
             if ev_id in seen:
                 duplicates += 1
                 continue
             seen.add(ev_id)
-            new_ids = change.new_ids.get(start)
+            new_ids = at[5]
             if new_ids is None:
-                new_ids = change.new_ids[start] = []
+                change = at[1]
+                new_ids = change.new_ids.get(start)
+                if new_ids is None:
+                    new_ids = change.new_ids[start] = []
+                at[5] = new_ids
             new_ids.append(ev_id)
             events.append(ev)  # type: ignore[arg-type]
             event_partitions.append(tp[1])
+        for tp, at in open_tps.items():
+            held_bytes[tp] -= at[2]
         for tp, change in changes.items():
             prog = progress[tp]
             change.next_offset = prog.next_offset
@@ -216,6 +241,6 @@ class Pipeline:
             duplicates=duplicates,
             partitions=changes,
             activity=self.activity.apply_batch(events),
-            messages=processed,
+            messages=len(released),
             event_partitions=event_partitions,
         )

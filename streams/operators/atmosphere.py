@@ -395,6 +395,7 @@ class AtmosphereIndex:
         """``detector`` replaces the configured drop detector (``evaluate_detectors`` plugs in candidates)."""
         self.config = c = config or AtmosphereConfig()
         self._weights = ((c.post_weight, c.post_weight), (c.reaction_weight, c.detect_reaction_weight))
+        self._slot_ms = c.slot_ms
         self._detector = detector
 
     @classmethod
@@ -422,10 +423,11 @@ class AtmosphereIndex:
     def apply_batch(self, states: dict[str, AtmosphereState], events: Sequence[Event]) -> Output:
         out = Output()
         touched: dict[str, AtmosphereState] = {}
+        apply = self.apply
         for ev in events:
-            st = states[ev.community]
-            touched[ev.community] = st
-            self.apply(st, ev, out)
+            community = ev.community
+            st = touched[community] = states[community]
+            apply(st, ev, out)
         for community, st in touched.items():
             index, baseline = round(st.index, 4), round(st.baseline, 4)
             out.commands.append(
@@ -446,10 +448,15 @@ class AtmosphereIndex:
         if ts < st.last_ts:
             ts = st.last_ts  # a little out of order: apply it now, never move time backwards
         st.last_ts = ts
-        self._activity(st, ts, out)
+        slot = ts // self._slot_ms  # the activity count (_activity), its common case inlined
+        if slot == st.slot:
+            st.slot_count += 1
+        else:
+            self._activity(st, ts, out)
         cls = ev.__class__
         if cls is Post:
-            x = analysis_of(ev).sentiment
+            analysis = ev.analysis  # type: ignore[union-attr]
+            x = (analysis if analysis is not None else analysis_of(ev)).sentiment
             channel = 0
             st.posts += 1
         elif cls is Reaction:
@@ -487,7 +494,8 @@ class AtmosphereIndex:
         u = 0.0
         if warm:
             mean = st.ch_m[channel]
-            sd = math.sqrt(max(st.ch_s[channel] - mean * mean, 0.0))
+            var = st.ch_s[channel] - mean * mean
+            sd = math.sqrt(0.0 if var < 0.0 else var)  # max(var, 0.0) without the call
             u = (neg - mean) / (sd if sd > c.sd_floor else c.sd_floor)
             if u < -c.u_clip:
                 u = -c.u_clip
@@ -496,8 +504,9 @@ class AtmosphereIndex:
         if not frozen:  # exponentially weighted mean and second moment of negativity (one per event)
             ch_w[channel] = cw + 1.0
             k = 1.0 / (cw + 1.0)
-            st.ch_m[channel] += k * (neg - st.ch_m[channel])
-            st.ch_s[channel] += k * (neg * neg - st.ch_s[channel])
+            ch_m, ch_s = st.ch_m, st.ch_s
+            ch_m[channel] += k * (neg - ch_m[channel])
+            ch_s[channel] += k * (neg * neg - ch_s[channel])
 
         if cls is Post:
             if x <= c.negative_post:
@@ -598,8 +607,8 @@ class AtmosphereIndex:
         tracked = st.severe_posts
         if channel == 0:
             bins = c.severe_text_bins
-            i = 0
-            while i < len(bins) and x > bins[i]:
+            i, n_bins = 0, len(bins)
+            while i < n_bins and x > bins[i]:
                 i += 1
             member = ev.member
             members = st.severe_members  # member -> event time of their newest tracked post
@@ -630,7 +639,9 @@ class AtmosphereIndex:
             entry[0] = cap if r > cap else 1.0 / cap if r * cap < 1.0 else r
             if entry[2] < st.severe_since:  # the statistic restarted after this post: its term is
                 return False  # no longer in the sum (its odds still teach p0)
-        p0 = min(max(st.neg_share[0], 0.02), 0.5)
+        p0 = st.neg_share[0]  # min(max(p0, 0.02), 0.5) without the calls (it runs per event)
+        p0 = 0.02 if p0 < 0.02 else p0
+        p0 = 0.5 if p0 > 0.5 else p0
         p1, r = c.severe_p1, entry[0]
         term = math.log((p1 * r + 1.0 - p1) / (p0 * r + 1.0 - p0))
         if term > 0.0:

@@ -157,25 +157,33 @@ class SeenFilter:
         if len(known) >= self.KNOWN_MAX:
             known.clear()
         known.add(h)  # whatever the answer below, h is seen from now on
+        # Probe k of a stage of n bits is bit (h1 + k·h2) mod n, stepped without the product.
         h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
         probes = _PROBES
-        for i, stage in enumerate(self.stages):
-            nbits = len(stage) * 8
-            for k in range(probes[i]):
-                p = (h1 + k * h2) % nbits
+        stages = self.stages
+        for i, stage in enumerate(stages):
+            nbits = len(stage) << 3
+            p, step = h1 % nbits, h2 % nbits
+            for _ in range(probes[i]):
                 if not stage[p >> 3] >> (p & 7) & 1:
                     break
+                p += step
+                if p >= nbits:
+                    p -= nbits
             else:
                 return False  # every probe of this stage is set: seen
-        last = len(self.stages) - 1
+        last = len(stages) - 1
         if self.counts[last] >= self.first_capacity << last:
             self._grow()
             last += 1
-        stage = self.stages[last]
-        nbits = len(stage) * 8
-        for k in range(probes[last]):
-            p = (h1 + k * h2) % nbits
+        stage = stages[last]
+        nbits = len(stage) << 3
+        p, step = h1 % nbits, h2 % nbits
+        for _ in range(probes[last]):
             stage[p >> 3] |= 1 << (p & 7)
+            p += step
+            if p >= nbits:
+                p -= nbits
         self.counts[last] += 1
         return True
 
@@ -283,6 +291,9 @@ class OperationsKpis:
         changed: dict[tuple[str, int], None] = {}
         size = self.size
         close_s = self.close_ms // 1000 + size
+        return_gap_ms, return_ms = self.return_gap_ms, self.return_ms
+        max_newcomers = self.max_newcomers
+        hashes = _MEMBER_HASHES
         for ev in events:
             st = states[ev.community]
             ts = ev.ts
@@ -294,8 +305,20 @@ class OperationsKpis:
             if start <= st.clock // 1000 - close_s:
                 st.ignored += 1  # its window's cohorts have closed
                 continue
-            member = member_hash(ev.member)
-            self._member(st, member, ts, start, changed)
+            member = hashes.get(ev.member)
+            if member is None:
+                member = member_hash(ev.member)
+            newcomers = st.newcomers
+            if st.seen.add(member):  # a newcomer
+                newcomers[member] = ts
+                if len(newcomers) > max_newcomers:
+                    del newcomers[next(iter(newcomers))]
+                self._window(st, start, changed).counts[NEW] += 1
+            else:  # a known member: back for another visit?
+                first = newcomers.get(member)
+                if first is not None and first + return_gap_ms <= ts <= first + return_ms:
+                    del newcomers[member]
+                    self._window(st, self.window_of(first), changed).counts[RETURNED] += 1
             cls = ev.__class__
             if cls is Post:
                 self._post(st, ev, member, start, changed)  # type: ignore[arg-type]
@@ -314,20 +337,6 @@ class OperationsKpis:
             w = st.windows[start] = WindowKpi()
         changed[(st.community, start)] = None
         return w
-
-    def _member(
-        self, st: KpiState, member: int, ts: int, start: int, changed: dict[tuple[str, int], None]
-    ) -> None:
-        if st.seen.add(member):
-            st.newcomers[member] = ts
-            if len(st.newcomers) > self.max_newcomers:
-                del st.newcomers[next(iter(st.newcomers))]
-            self._window(st, start, changed).counts[NEW] += 1
-            return
-        first = st.newcomers.get(member)
-        if first is not None and first + self.return_gap_ms <= ts <= first + self.return_ms:
-            del st.newcomers[member]
-            self._window(st, self.window_of(first), changed).counts[RETURNED] += 1
 
     def _post(
         self, st: KpiState, ev: Post, member: int, start: int, changed: dict[tuple[str, int], None]

@@ -178,7 +178,8 @@ class MemberInsights:
             t.touch(i, ts)
             cls = ev.__class__
             if cls is Post:
-                t.post(i, analysis_of(ev).sentiment)
+                analysis = ev.analysis  # type: ignore[union-attr]  # analysis_of(ev), inlined
+                t.post(i, (analysis if analysis is not None else analysis_of(ev)).sentiment)
                 if ev.reply_to is not None:  # type: ignore[union-attr]
                     self._credit(st, ev.reply_to, member)  # type: ignore[union-attr]
                 posts = st.posts

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
+from schemas import events
 from schemas.events import MIN_TS_MS, EventDecoder, Post, Reaction, Rejection, Rsvp
 from tests.workers import ROOT
 
@@ -76,6 +77,42 @@ def test_lower_case_t_and_z_are_rfc_3339(ts: str) -> None:
     assert isinstance(ev, Post), ev
     assert ev.ts == calendar.timegm((2026, 11, 30, 4, 29, 52)) * 1000 + 391
     assert WITH_FORMATS["posts"].is_valid(orjson.loads(raw))
+
+
+def _exact_ms(value: str) -> int | str:
+    """What parse_ts answers without its per-minute cache (``datetime`` does the work)."""
+    try:
+        if not events._RFC3339.match(value):
+            return f"ts {value[:64]!r} is not an RFC 3339 date-time"
+        return events._parse_rfc3339(value, "ts")
+    except events.TimestampError as exc:
+        return str(exc)
+
+
+def _parsed(value: str) -> int | str:
+    try:
+        return events.parse_ts(value)
+    except events.TimestampError as exc:
+        return str(exc)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    minute=st.sampled_from(
+        ["2026-11-30T04:29", "2026-11-30t23:59", "1969-12-31T23:59", "0001-01-01T00:00", "9999-12-31T23:59",
+         "2026-02-29T10:00", "2024-02-29T10:00", "2026-01-01T24:00", "2026-13-01T00:00", "0000-01-01T00:00"]
+    ),
+    second=st.integers(0, 99),
+    fraction=st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=10).map(lambda f: "." + f)),
+    offset=st.sampled_from(["Z", "z", "", "+08:00", "-05:30", "+23:59", "-00:00", "+24:00", "+05:60"]),
+)
+def test_parse_ts_per_minute_cache_agrees_with_datetime(
+    minute: str, second: int, fraction: str, offset: str
+) -> None:
+    value = f"{minute}:{second:02d}{fraction}{offset}"
+    expected = _exact_ms(value)
+    assert _parsed(value) == expected  # fills the cache (when valid) ...
+    assert _parsed(value) == expected  # ... and reads it; other seconds of the minute read it too
 
 
 def test_an_integral_float_is_an_integer_as_the_schema_says() -> None:

@@ -67,6 +67,48 @@ def test_every_message_once_in_partition_order_never_past_a_live_frontier(
     assert stamps == sorted(stamps) or not schedule  # in-order input comes out merged in time order
 
 
+@settings(max_examples=300, deadline=None)
+@given(times=streams_, schedule=steps, cap=st.integers(1, 6))
+def test_over_the_cap_only_the_oldest_go_early_and_nothing_is_lost(
+    times: list[list[int]], schedule: list[tuple[int, int, bool]], cap: int
+) -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(idle_ms=10_000, max_held=cap)
+    tps = [(t, 0) for t in TOPICS]
+    aligner.assign(tps, now=0.0)
+    sent = [0, 0, 0]
+    held: list[tuple[int, int, tuple[str, int]]] = []  # (ts, offset, tp) buffered, recomputed here
+    out: list[tuple[int, int, tuple[str, int], str]] = []
+    forced = 0
+    for topic, count, _ in schedule:
+        for _ in range(count):
+            if sent[topic] < len(times[topic]):
+                k = sent[topic]
+                aligner.add(tps[topic], k, f"{topic}:{k}", times[topic][k], now=0.0)
+                held.append((times[topic][k], k, tps[topic]))
+                sent[topic] += 1
+        # every partition is live (none caught up): the limit is the earliest newest-time, and over
+        # the cap the time of the (held - cap)-th oldest message
+        limit = min(times[i][sent[i] - 1] if sent[i] else -1 for i in range(3))
+        if held and len(held) > cap:
+            cut = sorted(ts for ts, *_ in held)[len(held) - cap - 1]
+            if cut > limit:
+                forced += len(held) - cap
+                limit = cut
+        expected = sorted(entry for entry in held if entry[0] <= limit)
+        held = [entry for entry in held if entry[0] > limit]
+        released = aligner.release(now=0.0)
+        assert sorted((ts, offset, tp) for ts, offset, tp, _ in released) == expected
+        assert [ts for ts, *_ in released] == sorted(ts for ts, *_ in released)  # merged in time order
+        assert aligner.held() == len(held) <= cap
+        out.extend(released)
+    assert aligner.take_forced() == forced
+    for tp in tps:
+        aligner.caught_up(tp)
+    out.extend(aligner.release(now=0.0))
+    for i, tp in enumerate(tps):
+        assert [offset for _, offset, t, _ in out if t == tp] == list(range(sent[i]))
+
+
 def test_a_quiet_partition_holds_back_only_until_it_is_idle() -> None:
     aligner: EventTimeAligner[str] = EventTimeAligner(idle_ms=500, max_held=100)
     aligner.assign([("posts", 0), ("reactions", 0)], now=0.0)

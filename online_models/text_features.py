@@ -35,6 +35,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -193,6 +194,20 @@ def normalize_tag(tag: str) -> str:
     ('open-source', 'b2b')
     """
     return sys.intern(re.sub(r"[\s_]+", "-", tag.strip().lstrip("#").strip().lower()))
+
+
+KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
+"""Tags that only repeat a post's kind: they say nothing about what it is about."""
+
+
+@functools.lru_cache(maxsize=16_384)  # tag lists repeat (a community's usual topics): normalize each once
+def content_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """A post's tags normalised, distinct, in order, without empty ones and kind echoes.
+
+    >>> content_tags(("Need", "#Open_Source", "open source", "", "B2B"))
+    ('open-source', 'b2b')
+    """
+    return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
 _JIEBA_CUT = None

@@ -142,7 +142,7 @@ class EventTimeAligner(Generic[T]):
             held = sum(len(s.buffer) for s in members)
             if not held:
                 continue
-            limit = self._limit(members, now, held)
+            limit, early = self._limit(members, now, held)
             runs = 0
             first = len(out)
             for source in members:
@@ -158,14 +158,17 @@ class EventTimeAligner(Generic[T]):
                         out.append(buf.popleft())
             if runs > 1:
                 out[first:] = sorted(out[first:], key=itemgetter(0))
+            if early < limit:  # over the cap: count what went before its partners caught up
+                self.forced += sum(1 for entry in islice(out, first, None) if entry[0] > early)
         return out
 
-    def _limit(self, members: list[_Source[T]], now: float | None, held: int) -> float:
-        """The newest event time the task may release: the earliest frontier of a source that may
-        still bring older events (neither caught up nor idle) or, over the cap, the time of the
-        oldest message that must go to bring the task back to ``max_held``."""
+    def _limit(self, members: list[_Source[T]], now: float | None, held: int) -> tuple[float, float]:
+        """The newest event time the task may release, and the one alignment alone allows: the
+        earliest frontier of a source that may still bring older events (neither caught up nor
+        idle); over the cap the first is the time of the oldest message that must go to bring the
+        task back to ``max_held``."""
         if now is None:
-            return float("inf")
+            return float("inf"), float("inf")
         limit = float("inf")
         for source in members:
             if source.caught_up or source.last_seen is None or now - source.last_seen >= self.idle:
@@ -176,6 +179,5 @@ class EventTimeAligner(Generic[T]):
             merged = heapq.merge(*(s.buffer for s in members), key=itemgetter(0))
             cut = next(islice(merged, excess - 1, None))[0]
             if cut > limit:
-                self.forced += excess
-                limit = cut
-        return limit
+                return cut, limit
+        return limit, limit

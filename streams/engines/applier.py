@@ -82,6 +82,7 @@ class BatchApplier:
         self.before_load: Callable[[], None] = lambda: None
         self.totals = {"messages": 0, "applied": 0, "duplicates": 0, "dead_letters": 0}
         self.align = settings.align_idle_ms > 0
+        self._forced_warned = -60.0  # monotonic time of the last "released early" warning
 
     # --- assignment ------------------------------------------------------------------------------
     def restore(self, partitions: list[TopicPartition], wait: Callable[[float], None] = time.sleep) -> None:
@@ -137,7 +138,9 @@ class BatchApplier:
         result = self.pipeline.apply_batch(messages, self.progress, now, ends)
         if forced := self.pipeline.aligner.take_forced():
             metrics.ALIGNMENT_FORCED.inc(forced)
-            log.warning("alignment held more than PULSE_ALIGN_MAX_HELD: %d messages released early", forced)
+            if now is not None and now - self._forced_warned >= 60:  # the counter has every one
+                self._forced_warned = now
+                log.warning("alignment held over PULSE_ALIGN_MAX_HELD: %d messages released early", forced)
         self.store.observe(result)
         output = self._run_operators(result)
         for dl in result.dead_letters:

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from online_models.text_features import ChineseMode, OnlineIDF, extract_terms, normalize_tag
+from online_models.text_features import ChineseMode, OnlineIDF, content_tags, extract_terms
 from online_models.text_stage import STOP_TOPICS_EN, analysis_of, informativeness
 from schemas.events import Event, Post, Reaction
 from streams import keys
@@ -82,17 +82,15 @@ from streams.operators.base import Observation, OutgoingMessage, Output, RedisCo
 __all__ = ["MatchConfig", "MatchMaker", "MatchState", "OpenPost", "matches_key"]
 
 DAY_MS = 86_400_000
-KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
-"""Tags that only repeat the post's kind: they say nothing about what is needed or offered."""
 KUDOS_REACTIONS = frozenset({"thanks", "insightful"})
 OTHER_SIDE = {"need": "offer", "offer": "need"}
 _informativeness = lru_cache(maxsize=65_536)(informativeness)  # each key's, once: posts repeat words
 
 
-@lru_cache(maxsize=16_384)  # tag lists repeat (a community's usual topics): normalize each one once
+@lru_cache(maxsize=16_384)  # tag lists repeat (a community's usual topics): build each one's once
 def _tag_keys(tags: tuple[str, ...]) -> tuple[str, ...]:
-    """A post's index keys for its tags: ``#tag``, normalised, distinct, the kind echoes dropped."""
-    return tuple(f"#{t}" for t in dict.fromkeys(map(normalize_tag, tags)) if t and t not in KIND_TAGS)
+    """A post's index keys for its tags: ``#tag`` of each of its :func:`content_tags`."""
+    return tuple(f"#{t}" for t in content_tags(tags))
 
 
 @lru_cache(maxsize=65_536)  # a post's key is written at every change of its top-k: encode it once
@@ -445,7 +443,7 @@ class MatchMaker:
 
         if scored:
             own_keys = set(keys)
-            if len(scored) > 1:
+            if len(scored) > cfg.max_pairs or len(scored) > 1:
                 scored = heapq.nsmallest(cfg.max_pairs, scored, key=lambda sp: (-sp[0], sp[1]))
             for score, pid in scored:
                 cand = posts[pid]

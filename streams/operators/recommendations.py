@@ -54,7 +54,7 @@ from functools import lru_cache
 from typing import Any
 
 from online_models.recommender import MeetupAffinity
-from online_models.text_features import normalize_tag
+from online_models.text_features import content_tags, normalize_tag
 from schemas.events import Event, Post, Reaction, Rsvp
 from streams import keys
 from streams.config import Settings
@@ -67,7 +67,6 @@ NEVER = 2**62
 RATING = {"going": 1.0, "attended": 1.0, "maybe": 0.5, "declined": 0.0, "cancelled": 0.0}
 GOING = frozenset({"going", "attended"})
 INTEREST_REACTIONS = frozenset({"like", "love", "thanks", "insightful", "laugh"})
-KIND_TAGS = frozenset({"need", "offer", "resolved", "post"})
 
 
 @lru_cache(maxsize=65_536)  # active members come back batch after batch: encode their key once
@@ -127,10 +126,6 @@ def _restore_meetup(*state: Any) -> MeetupInfo:
 def _meetup_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(normalize_tag(t) for t in tags))
 
-
-@lru_cache(maxsize=16_384)
-def _post_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(t for t in map(normalize_tag, tags) if t and t not in KIND_TAGS))
 
 
 def _top(scores: list[float], unanswered: list[tuple[int, str]], k: int) -> list[tuple[float, str]]:
@@ -260,7 +255,7 @@ class MeetupRecommender:
                 state.model.learn_one(ev.member, mid, 0.0, state.meetups[mid].tags)
 
     def _post(self, state: RecoState, ev: Post) -> None:
-        tags = _post_tags(ev.tags)
+        tags = content_tags(ev.tags)
         if not tags:
             return
         posts = state.post_tags

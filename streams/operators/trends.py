@@ -280,6 +280,7 @@ class TrendingTopics:
         self.learning_rate = c.learning_rate
         self._keys: dict[str, dict[str, str]] = {}  # community → topic → its hash key (a memo)
         self._corr: dict[int, float] = {}  # level_factor by boundaries seen (a memo)
+        self._corr_one = 1 << 62  # boundaries seen from which level_factor is exactly 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrendingTopics:
@@ -503,11 +504,16 @@ class TrendingTopics:
 
     def level_factor(self, st: TrendState) -> float:
         """Bias correction of the levels: they start at 0 with the community (as Adam's moments do).
-        Remembered per number of boundaries seen (at most 100,001 values; read per surge test)."""
+        Remembered per number of boundaries seen (read per surge test) until it is exactly 1.0 (it
+        decreases to 1.0 and stays there: ~5,400 boundaries at the default rate)."""
         seen = min(st.seen, 100_000)
+        if seen >= self._corr_one:
+            return 1.0
         corr = self._corr.get(seen)
         if corr is None:
             corr = self._corr[seen] = 0.0 if seen == 0 else 1.0 / (1.0 - (1.0 - self.alpha) ** seen)
+            if corr == 1.0:
+                self._corr_one = min(self._corr_one, seen)
         return corr
 
     def _window_boundary(self, st: TrendState) -> None:

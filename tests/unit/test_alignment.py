@@ -88,13 +88,11 @@ def test_over_the_cap_only_the_oldest_go_early_and_nothing_is_lost(
                 sent[topic] += 1
         # every partition is live (none caught up): the limit is the earliest newest-time, and over
         # the cap the time of the (held - cap)-th oldest message
-        limit = min(times[i][sent[i] - 1] if sent[i] else -1 for i in range(3))
+        aligned = limit = min(times[i][sent[i] - 1] if sent[i] else -1 for i in range(3))
         if held and len(held) > cap:
-            cut = sorted(ts for ts, *_ in held)[len(held) - cap - 1]
-            if cut > limit:
-                forced += len(held) - cap
-                limit = cut
+            limit = max(limit, sorted(ts for ts, *_ in held)[len(held) - cap - 1])
         expected = sorted(entry for entry in held if entry[0] <= limit)
+        forced += sum(1 for entry in expected if entry[0] > aligned)  # went before alignment allowed
         held = [entry for entry in held if entry[0] > limit]
         released = aligner.release(now=0.0)
         assert sorted((ts, offset, tp) for ts, offset, tp, _ in released) == expected

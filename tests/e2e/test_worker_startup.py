@@ -81,6 +81,7 @@ def test_known_series_start_at_zero_and_count_what_the_simulator_labelled(
         assert before[("pulse_events_total", (("outcome", "duplicate"), ("topic", "all")))] == 0
         for topic in ("alerts", "match-candidates"):
             assert before[("pulse_output_messages_total", (("topic", topic),))] == 0
+        assert before[("pulse_alignment_forced_total", ())] == 0
 
         sim = Simulator(SimConfig(seed=5, events=3000, malformed_rate=0.05, late_rate=0.02, dup_rate=0.0))
         messages = list(sim.messages())
@@ -89,6 +90,7 @@ def test_known_series_start_at_zero_and_count_what_the_simulator_labelled(
         after = scrape(port)
     finally:
         stop(proc)
+    assert after[("pulse_alignment_forced_total", ())] == 0  # 3,000 events: far under the cap
     labelled = Counter((m.topic, m.label) for m in messages if m.label not in (None, "duplicate"))
     assert sum(labelled.values()) > 100 and {r for _, r in labelled} >= {"invalid_json", "schema", "late"}
     for topic in INPUT_TOPICS:

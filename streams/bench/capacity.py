@@ -18,6 +18,7 @@ import orjson
 import redis
 from rich.console import Console
 
+from streams import keys
 from streams.bench.cluster import measure_cluster
 from streams.bench.config import BenchConfig
 from streams.bench.data import publish_dataset, simulate
@@ -38,7 +39,7 @@ def _calls(client: Any) -> int:
 def _memory_by_kind(client: Any) -> dict[str, tuple[int, int]]:
     """``MEMORY USAGE`` (bytes) and key count per key kind (``pulse:<kind>:…``, ids left out)."""
     out: dict[str, tuple[int, int]] = {}
-    names = [k.decode() for k in client.scan_iter(match="pulse:*", count=1000)]
+    names = [k.decode() for k in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000)]
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.memory_usage(name, samples=0)

@@ -82,7 +82,7 @@ class BatchApplier:
         self.before_load: Callable[[], None] = lambda: None
         self.totals = {"messages": 0, "applied": 0, "duplicates": 0, "dead_letters": 0}
         self.align = settings.align_idle_ms > 0
-        self._forced_warned = -60.0  # monotonic time of the last "released early" warning
+        self._forced_warned = float("-inf")  # monotonic time of the last "released early" warning
 
     # --- assignment ------------------------------------------------------------------------------
     def restore(self, partitions: list[TopicPartition], wait: Callable[[float], None] = time.sleep) -> None:

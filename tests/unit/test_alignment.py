@@ -24,6 +24,20 @@ steps = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5), st.booleans()),
 streams_ = st.lists(st.lists(st.integers(0, 1000), max_size=15).map(sorted), min_size=3, max_size=3)
 
 
+def _deliver(
+    aligner: EventTimeAligner[str], times: list[list[int]], sent: list[int], topic: int, count: int,
+    now: float,
+) -> list[tuple[int, int, tuple[str, int]]]:
+    """The next ``count`` messages of ``topic`` (as far as there are any), added at ``now``."""
+    added = []
+    for k in range(sent[topic], min(sent[topic] + count, len(times[topic]))):
+        tp = (TOPICS[topic], 0)
+        aligner.add(tp, k, f"{topic}:{k}", times[topic][k], now=now)
+        added.append((times[topic][k], k, tp))
+    sent[topic] += len(added)
+    return added
+
+
 @settings(max_examples=300, deadline=None)
 @given(times=streams_, schedule=steps)
 def test_every_message_once_in_partition_order_never_past_a_live_frontier(
@@ -36,11 +50,7 @@ def test_every_message_once_in_partition_order_never_past_a_live_frontier(
     out: list[tuple[int, int, tuple[str, int], str]] = []
     clock = 0.0
     for topic, count, end in schedule:
-        for _ in range(count):
-            if sent[topic] < len(times[topic]):
-                k = sent[topic]
-                aligner.add(tps[topic], k, f"{topic}:{k}", times[topic][k], now=clock)
-                sent[topic] += 1
+        _deliver(aligner, times, sent, topic, count, clock)
         if end and sent[topic] == len(times[topic]):
             aligner.caught_up(tps[topic])
         released = aligner.release(now=clock)
@@ -80,12 +90,7 @@ def test_over_the_cap_only_the_oldest_go_early_and_nothing_is_lost(
     out: list[tuple[int, int, tuple[str, int], str]] = []
     forced = 0
     for topic, count, _ in schedule:
-        for _ in range(count):
-            if sent[topic] < len(times[topic]):
-                k = sent[topic]
-                aligner.add(tps[topic], k, f"{topic}:{k}", times[topic][k], now=0.0)
-                held.append((times[topic][k], k, tps[topic]))
-                sent[topic] += 1
+        held += _deliver(aligner, times, sent, topic, count, 0.0)
         # every partition is live (none caught up): the limit is the earliest newest-time, and over
         # the cap the time of the (held - cap)-th oldest message
         aligned = limit = min(times[i][sent[i] - 1] if sent[i] else -1 for i in range(3))

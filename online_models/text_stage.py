@@ -26,13 +26,20 @@ Libraries, and why (measured in ``studies/bench_text_stage.py`` and ``pulse eval
   (``kubernete``, ``postgre``, ``sery``).  A plural is folded only when wordfreq says the
   singular is a word at least as common (``agents`` → ``agent``; ``series``, ``news``,
   ``Postgres`` stay as written).
+* **lemminflect** (a dictionary of English parts of speech) says which words are only verbs,
+  adjectives or adverbs, never nouns (``robust``, ``stolen``): not topics.  Its answer for every
+  word it knows is derived once into ``data/en_not_nouns.txt`` (:data:`NOT_NOUNS_EN`, ~3 MB in
+  memory against ~46 MB for lemminflect's own table), and a test checks it still equals
+  lemminflect's, word for word.
 * **VADER** (through :mod:`online_models.sentiment`) for English tone, the n-gram model there
   for Chinese.  Sentiment words are tone, not topic: strong VADER words are not topics.
 
 English topic heuristics are hand-written (an English POS tagger costs 100 µs+ a post, over the
 budget): a word is a topic candidate unless it is a stop word, a number or starts with one,
 a contraction, a strong sentiment word, an everyday word (Zipf ≥ :data:`COMMON_ZIPF`), a common
-verb form (-ed / -ing / -ly with Zipf ≥ 3.5 / 4.5 / 3.5, or :data:`VERBS_EN`).  Phrases: curated
+verb form (-ed / -ing / -ly with Zipf ≥ 3.5 / 4.5 / 3.5, or :data:`VERBS_EN`), or a word known
+only as a verb, adjective or adverb (:data:`NOT_NOUNS_EN`; a capitalised word inside a sentence
+is a name all the same).  Phrases: curated
 multi-word terms (:data:`PHRASES_EN`, ``Series A``–``F``) and runs of capitalised words inside a
 sentence that is not in Title Case (names: ``Elon Musk``).  URLs, e-mail addresses, @mentions
 (also right after a Chinese character), Weibo emoticon codes (``[哈哈]``) and reply / repost
@@ -59,6 +66,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from online_models.sentiment import _LEX as _VADER_LEX
@@ -79,6 +87,8 @@ __all__ = [
     "topics_with_tags",
     "zipf",
 ]
+
+DATA = Path(__file__).resolve().parent / "data"
 
 TEXT_MAX_CHARS = 500
 """Characters of a post analysed (default of ``PULSE_TEXT_MAX_CHARS``): a typical post (≤ 300
@@ -377,10 +387,9 @@ def _jieba() -> Any:
 
 
 def warm_up() -> None:
-    """Load rjieba's dictionary (~0.15 s) and lemminflect's lemma table (~0.35 s) now, rather than
-    in a worker's first batch with a Chinese post or an English word not seen before."""
+    """Load rjieba's dictionary (~0.15 s) now, rather than in a worker's first batch with a
+    Chinese post."""
     _jieba()
-    _lemmas("warm")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,17 +397,15 @@ def warm_up() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-_LEMMAS: Any = None
+def _load_not_nouns() -> frozenset[str]:
+    """English words a dictionary knows only as verb, adjective or adverb (``robust``, ``stolen``):
+    lemminflect's answer for every word it knows, derived once by ``studies/derive_en_not_nouns.py``
+    (its table costs ~46 MB of memory; this set ~3 MB), checked against lemminflect by the tests."""
+    with (DATA / "en_not_nouns.txt").open(encoding="utf-8") as f:
+        return frozenset(line.rstrip("\n") for line in f if not line.startswith("#"))
 
 
-def _lemmas(word: str) -> Any:
-    """lemminflect's parts of speech of an English word ({} when it does not know it)."""
-    global _LEMMAS
-    if _LEMMAS is None:
-        import lemminflect
-
-        _LEMMAS = lemminflect.getAllLemmas
-    return _LEMMAS(word)
+NOT_NOUNS_EN = _load_not_nouns()
 
 
 def _fold_plural(word: str) -> str:
@@ -446,10 +453,8 @@ def _en_word_topic(raw: str, name: bool = False) -> str | None:
         valence = _VADER_LEX.get(low)
         if valence is not None and abs(valence) >= 1.5 and low not in TOPIC_NOUNS_EN:
             return None
-        if not name:
-            pos = _lemmas(low)
-            if pos and "NOUN" not in pos and "PROPN" not in pos:
-                return None  # only a verb, adjective or adverb (robust, prepare, stolen)
+        if not name and low in NOT_NOUNS_EN:
+            return None  # only a verb, adjective or adverb (robust, prepare, stolen)
     if "-" in low and low.replace("-", "").isalpha():
         low = low.replace("-", " ")  # open-source, fine-tuning: as their phrase is spelled
     return _fold_plural(low)

@@ -6,7 +6,7 @@ schema's longest) in English, Chinese and mixed text, analysed up to ``TEXT_MAX_
 Targets (issue 18): ≤ 30 µs for a typical post (≤ 300 characters), ≤ 1 ms for the longest.
 Each figure is the median of ``--repeat`` passes over the set, in CPU time of this process (the
 machine is shared).  "cold": every cache (texts, words) cleared before each pass, so each distinct
-word is looked up once per pass (wordfreq, lemminflect, rjieba's ``tag``); "warm words": only the
+word is looked up once per pass (wordfreq, rjieba's ``tag``); "warm words": only the
 per-text caches cleared — new texts made of words seen before, a worker's steady state.  (Until
 session 4 the stage also cached Chinese topics per run of Han characters — per clause — which a
 repeated pass over the same texts found hot: its "warm" Chinese figures were optimistic.)

@@ -67,8 +67,10 @@ def worker(processes: int = 1, **kwargs: Any) -> None:
         from streams.processes import settings_env
 
         sys.exit(Supervisor(processes, settings_env(settings), settings.metrics_port).run())
+    from streams.startup import StartupError, limit_malloc_arenas, wait_for_services
+
+    limit_malloc_arenas(settings.malloc_arena_max)  # before any thread: numpy's, /metrics', Kafka's
     from streams.metrics import serve
-    from streams.startup import StartupError, wait_for_services
 
     logging.getLogger(__name__).info(
         "pulse worker: engine=%s kafka=%s redis=%s prefix=%r operators=%s",

@@ -153,6 +153,16 @@ class Settings(BaseSettings):
         " an error (0: wait for ever).  Either way it says in one line what it is waiting for.",
     )
 
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas of a worker process (its mallopt M_ARENA_MAX, set before any thread"
+        " starts; 0: glibc's default of 8 per core). Each thread that allocates may otherwise get an arena"
+        " of its own, and memory freed in one is not reused by the others. Measured with every operator on"
+        " (bench stream, three alternating workers each): peak RSS 490 MB with glibc's default, 473 MB with"
+        " 2, 464 MB with 1, at the same events/s.",
+    )
+
     # --- Redis Cluster (issue 17) ----------------------------------------------------------------
     redis_cluster: bool = Field(
         False,

@@ -1,4 +1,4 @@
-"""Start-up check of ``pulse worker``: wait until Kafka and Redis answer, saying so in one line.
+"""Start-up of ``pulse worker``: wait until Kafka and Redis answer, saying so in one line.
 
 A worker started before its broker or Redis (a compose stack coming up, a Kafka restart) would
 otherwise fail inside the first client call: librdkafka logs a line per connection attempt (hundreds
@@ -6,11 +6,14 @@ in 30 s) and the admin call ends in a traceback.  Here each missing service gets
 when it first fails and one when it answers; the probes' own clients are silenced (``log_level``
 0, errors captured by ``error_cb`` for the message).  ``startup_timeout_seconds`` (0: for ever)
 bounds the wait; past it :class:`StartupError` says which service did not answer and why.
+Before any of that, :func:`limit_malloc_arenas` caps glibc's malloc arenas (peak memory).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -25,6 +28,33 @@ log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 2.0
 """How long one probe may take (and so how often an absent service is retried)."""
+
+
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter number for the arena limit (``malloc.h``), as ``MALLOC_ARENA_MAX``."""
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas (``Settings.malloc_arena_max``; 0 leaves glibc's default).
+
+    Python's small objects come from pymalloc, but its large blocks (dicts, lists, a batch's bytes)
+    and the C libraries' allocations (librdkafka's threads, orjson) go through malloc, and glibc
+    gives busy threads arenas of their own (up to 8 per core) whose freed memory the others do not
+    reuse.  Call it before the process starts any thread: set after importing numpy (which starts
+    OpenBLAS's threads), a limit of 2 measured −5 MB of peak RSS instead of −15 to −20.  The same as
+    the ``MALLOC_ARENA_MAX`` environment variable, which wins when it is set.  Returns whether the
+    limit was applied (False off glibc)."""
+    if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # glibc only: musl and macOS have no such arenas  # noqa: B018
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 class StartupError(RuntimeError):

@@ -89,11 +89,10 @@ def test_language_by_script():
     assert analyze("🎉🎉 !!!").lang == ""
 
 
-
 def test_the_not_noun_list_is_what_lemminflect_says_of_every_word_it_knows():
     """``data/en_not_nouns.txt`` stands in for lemminflect's 46 MB table: it must hold exactly the
-    words lemminflect knows only as verb, adjective or adverb, asked one by one of lemminflect
-    itself (not of the derivation's own code path)."""
+    words lemminflect knows only as verb, adjective or adverb, asked one by one through its public
+    ``getAllLemmas`` for every key of its two tables (the only words that call can find)."""
     import lemminflect
     from lemminflect.core.Lemmatizer import Lemmatizer
 
@@ -109,6 +108,7 @@ def test_the_not_noun_list_is_what_lemminflect_says_of_every_word_it_knows():
     # as the stage uses it: a verb/adjective is no topic, unless capitalised inside a sentence (a name)
     assert "vivid" in expected and "vivid" not in analyze("we moved our docs to a vivid site").topics
     assert "vivid" in analyze("we moved our docs to Vivid last week").topics
+
 
 # --- one analysis per post, shared and replayed ---------------------------------------------------
 def test_analysis_is_a_pure_function_of_the_text_across_processes():

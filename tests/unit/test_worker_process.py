@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -39,7 +39,7 @@ def test_pulse_worker_caps_the_arenas_before_numpy_or_any_other_thread_starts():
     assert seen == {"arenas": 3, "numpy": False, "threads": 1}
 
 
-GLIBC = sys.platform.startswith("linux") and ctypes.util.find_library("c") is not None
+GLIBC = platform.libc_ver()[0] == "glibc"
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc only")
@@ -49,3 +49,17 @@ def test_the_cap_is_applied_on_glibc_unless_off_or_set_by_the_environment(monkey
     assert limit_malloc_arenas(2) is True  # mallopt returned 1: glibc took it
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas(2) is False  # the environment variable wins (glibc read it at start)
+
+
+def test_every_data_file_the_models_read_ships_in_the_package():
+    """The Docker image installs a built wheel (not the source tree): a data file that no
+    ``package-data`` pattern names is missing there, and the worker fails at import."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = ROOT / "online_models"
+    files = [p.relative_to(package).as_posix() for p in (package / "data").iterdir()]
+    shipped = [f for f in files if any(fnmatch.fnmatch(f, pat) for pat in patterns["online_models"])]
+    assert sorted(shipped) == sorted(f for f in files if f != "data/real")  # data/real: evaluation only
+    assert "data/en_not_nouns.txt" in shipped and "data/zh_sentiment.json" in shipped

@@ -205,10 +205,12 @@ STOP_TOPICS_EN: frozenset[str] = frozenset(
         among across toward towards whether though although unless instead rather quite nearly later
         soon perhaps beyond despite inside outside onto unlike like ones thing stuff kind sort type
         bit bits bunch couple piece
+        rant rants thoughts
         hn ask tell launch show""")
     )
 )
-"""Everyday English that is never a topic: the matcher's stop list plus talk and time words, and
+"""Everyday English that is never a topic: the matcher's stop list plus talk and time words (``rant``,
+``thoughts``: what a post is, not what it is about), and
 the ``Ask/Show/Tell/Launch HN`` prefixes of Hacker News (site boilerplate, as 转发 is on Weibo)."""
 
 VERBS_EN: frozenset[str] = frozenset(
@@ -255,6 +257,22 @@ PHRASES_EN: frozenset[str] = frozenset(
 _PHRASE_HEADS = frozenset(p.split()[0] for p in PHRASES_EN) | {"series"}  # and Series A-F
 _MAX_PHRASE_WORDS = max(len(p.split()) for p in PHRASES_EN)
 _PHRASES = PHRASES_EN | {f"series {c}" for c in "abcdef"}  # Series A-F (no other character lowers to a-f)
+
+COMPLEX_PREPOSITIONS_EN: frozenset[tuple[str, str, str]] = frozenset(
+    tuple(p.split())  # type: ignore[misc]
+    for p in _words(
+        """
+    in front of|on top of|in terms of|in spite of|by means of|in case of|on behalf of|in favor of|
+    in favour of|in charge of|in place of|in light of|in lieu of|on account of|by way of|in view of|
+    in search of|in need of|as part of|in addition to|with regard to|in regard to|in response to|
+    in relation to|in contrast to|in comparison to|in comparison with|in order to|in line with|
+    in touch with|at risk of""",
+        "|",
+    )
+)
+"""Three-word prepositions: their middle noun (``front`` in "in front of a customer") names no
+subject.  Checked only for these nouns, with the words either side."""
+_PREPOSITION_NOUNS = frozenset(p[1] for p in COMPLEX_PREPOSITIONS_EN)
 
 STOP_TOPICS_ZH: frozenset[str] = frozenset(STOP_WORDS_ZH) | frozenset(
     _words("""
@@ -498,6 +516,13 @@ def _english_topics(text: str, out: dict[str, None]) -> None:
                 out[sys.intern(" ".join(parts).lower())] = None
                 i = k
                 continue
+        if (
+            low in _PREPOSITION_NOUNS
+            and 0 < i < n - 1
+            and (tokens[i - 1].lower(), low, tokens[i + 1].lower()) in COMPLEX_PREPOSITIONS_EN
+        ):
+            i += 1
+            continue
         name = not title_case and tok[0].isupper() and i > 0 and tokens[i - 1][-1] not in ".!?:;"
         known = named if name else plain
         topic = known.get(tok)

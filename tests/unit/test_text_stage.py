@@ -77,6 +77,17 @@ def test_phrases_are_one_topic_and_tags_merge_with_text_terms():
     assert tag_topic("AGENTS") == "agent"
 
 
+def test_the_noun_of_a_three_word_preposition_and_talk_words_are_not_topics():
+    """``make demo``'s atmosphere drop once raised ``topic_surge`` for ``front`` ("hallucinated in
+    front of a customer") and ``rant`` ("Bit of a rant:"): what a post is, or a preposition."""
+    demo_post = analyze("Claude hallucinated in front of a customer during the demo")
+    assert demo_post.topics == ("claude", "customer", "demo")
+    assert analyze("Bit of a rant: our pilot got cancelled by procurement").topics == ("pilot", "procurement")
+    assert analyze("In Terms Of Pricing, Stripe Wins").topics == ("stripe",)
+    # the same nouns elsewhere are still topics
+    assert {"front", "term"} <= set(analyze("A new front page for our long term customers").topics)
+
+
 def test_mention_right_after_a_chinese_character_is_not_a_topic():
     assert "bob" not in analyze("周末一起看大模型论文@bob 好吗").topics
     assert "大模型" in analyze("周末一起看大模型论文@bob 好吗").topics

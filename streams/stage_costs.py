@@ -43,6 +43,7 @@ import orjson
 
 from online_models.text_stage import annotate
 from streams.config import Settings
+from streams.engines.applier import GC_GEN0_THRESHOLD
 from streams.operators.registry import build_operators
 from streams.operators.runner import OperatorRunner
 from streams.pipeline import Message, PartitionProgress, Pipeline, TopicPartition
@@ -117,7 +118,7 @@ def measure_stage_costs(
     members: int = 20_000,
     profile: cProfile.Profile | None = None,
     messages: list[Message] | None = None,
-    gc_gen0: int = 50_000,
+    gc_gen0: int = GC_GEN0_THRESHOLD,
 ) -> dict[str, Any]:
     """Run the stream through the pipeline and the operators; µs per applied event per stage.
 
@@ -132,7 +133,7 @@ def measure_stage_costs(
     gc.collect()
     gc.freeze()  # as the worker does (streams.engines.applier.tune_gc)
     old_threshold = gc.get_threshold()
-    gc.set_threshold(gc_gen0, 20, 20)  # as `pulse worker` (streams/cli.py)
+    gc.set_threshold(gc_gen0, 20, 20)  # as `pulse worker` (streams.engines.applier.tune_gc)
     gc_clock = _GcClock()
     gc.callbacks.append(gc_clock)
     try:

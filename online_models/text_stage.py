@@ -258,17 +258,14 @@ _PHRASE_HEADS = frozenset(p.split()[0] for p in PHRASES_EN) | {"series"}  # and 
 _MAX_PHRASE_WORDS = max(len(p.split()) for p in PHRASES_EN)
 _PHRASES = PHRASES_EN | {f"series {c}" for c in "abcdef"}  # Series A-F (no other character lowers to a-f)
 
-COMPLEX_PREPOSITIONS_EN: frozenset[tuple[str, str, str]] = frozenset(
-    tuple(p.split())  # type: ignore[misc]
-    for p in _words(
-        """
+_COMPLEX_PREPOSITIONS = """
     in front of|on top of|in terms of|in spite of|by means of|in case of|on behalf of|in favor of|
     in favour of|in charge of|in place of|in light of|in lieu of|on account of|by way of|in view of|
     in search of|in need of|as part of|in addition to|with regard to|in regard to|in response to|
     in relation to|in contrast to|in comparison to|in comparison with|in order to|in line with|
-    in touch with|at risk of""",
-        "|",
-    )
+    in touch with|at risk of"""
+COMPLEX_PREPOSITIONS_EN: frozenset[tuple[str, str, str]] = frozenset(
+    (first, noun, last) for first, noun, last in map(str.split, _words(_COMPLEX_PREPOSITIONS, "|"))
 )
 """Three-word prepositions: their middle noun (``front`` in "in front of a customer") names no
 subject.  Checked only for these nouns, with the words either side."""

@@ -491,11 +491,12 @@ INSIGHT_OPERATORS = "trends,members,kpis,recommendations"  # opt-in operators (n
 
 
 def insight_sim() -> SimConfig:
-    """A stream from 06:00 UTC two days ago until now (30-54 hours): the members operator writes its
-    lists at a UTC-midnight checkpoint, so the stream must cross at least one (it crosses two)."""
+    """A stream of the last 30 hours until a minute ago: the members operator writes its lists at a
+    UTC-midnight checkpoint, so the stream must cross at least one (30 h always does).  The span is
+    fixed: it used to run from 06:00 UTC two days ago (30-54 hours, by the time of day), and after
+    ~18:00 UTC its 3,000 events were too thin for one community to rank any topic."""
     now_ms = int(time.time() * 1000)
-    day_ms = 86_400_000
-    start_ms = now_ms // day_ms * day_ms - day_ms - 6 * 3_600_000
+    start_ms = now_ms - 30 * 3_600_000
     span_s = (now_ms - start_ms) // 1000 - 60
     return SimConfig(seed=11, events=3000, communities=3, members=150, start_ms=start_ms, span_seconds=span_s)
 
